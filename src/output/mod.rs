@@ -1,0 +1,1 @@
+//! Turning generated token ids back into text: incremental detokenization and stop strings.

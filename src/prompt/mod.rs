@@ -1,0 +1,1 @@
+//! Everything between a request's messages and token ids: chat templates and tokenizers.
