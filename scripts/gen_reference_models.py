@@ -15,7 +15,10 @@ How to run (from the repository root)::
 
 Options: ``--out DIR`` (default ``models/tests/data``), ``--cases a,b`` (default
 all), ``--skip-gguf-check`` (skip the NumPy re-implementation that checks the
-GGUF files against the Hugging Face logits).
+GGUF files against the Hugging Face logits), ``--llama-cpp DIR`` (also run the
+``convert_hf_to_gguf.py`` of a llama.cpp checkout, with its own ``gguf-py``,
+on every case, vocabulary skipped, and compare its metadata and tensor bytes
+with the files written here).
 
 The script needs no network access: every configuration is built in code and
 nothing is fetched from the Hugging Face hub.  It is deterministic (fixed seeds,
@@ -570,6 +573,78 @@ def gguf_forward(path: Path, ids: list[int]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
+# Optional cross-check against llama.cpp's own converter
+# --------------------------------------------------------------------------
+
+def crosscheck_llama_cpp(llama_cpp: Path, out_root: Path, cases: list[str]) -> None:
+    """Convert each case with llama.cpp's converter (tokenizer part skipped)
+    and compare with our GGUF files: metadata except general.name/tokenizer.*,
+    and every tensor's type, shape and bytes.  Must run in a fresh process
+    because it puts llama.cpp's gguf-py first on sys.path."""
+    import logging
+    import tempfile
+    sys.path.insert(0, str(llama_cpp / "gguf-py"))
+    sys.path.insert(0, str(llama_cpp))
+    for mod in [m for m in sys.modules if m == "gguf" or m.startswith("gguf.")]:
+        del sys.modules[mod]
+    import gguf as lgguf  # llama.cpp's copy
+    try:  # llama.cpp after the split of convert_hf_to_gguf.py into conversion/
+        from conversion import get_model_class
+
+        def model_class(hf_arch):
+            return get_model_class(hf_arch, mmproj=False)
+    except ImportError:
+        import convert_hf_to_gguf as conv
+
+        def model_class(hf_arch):
+            return conv.ModelBase.from_model_architecture(hf_arch)
+    logging.getLogger("hf-to-gguf").setLevel(logging.ERROR)
+    logging.getLogger("gguf.gguf_writer").setLevel(logging.ERROR)
+    ftypes = {"f32": lgguf.LlamaFileType.ALL_F32, "f16": lgguf.LlamaFileType.MOSTLY_F16,
+              "q8_0": lgguf.LlamaFileType.MOSTLY_Q8_0}
+    ignored = ("general.name", "general.size_label", "general.basename", "general.finetune")
+
+    def kv(r):
+        return {k: f.contents() for k, f in r.fields.items()
+                if not k.startswith(("GGUF.", "tokenizer.")) and k not in ignored}
+
+    for case in cases:
+        _make, cls, arch, _seed, _sharded = CASES[case]
+        src = out_root / case
+        with tempfile.TemporaryDirectory() as tmp:
+            # the converter drops embedding rows beyond the tokenizer's vocabulary
+            # for Gemma 3, so give it a tokenizer.json with all 256 tokens
+            work = Path(tmp) / case
+            shutil.copytree(src, work)
+            (work / "tokenizer.json").write_text(json.dumps(
+                {"model": {"vocab": {f"t{i}": i for i in range(VOCAB)}}, "added_tokens": []}))
+            conv_cls = model_class(cls.__name__)
+            conv_cls.set_vocab = lambda self: None
+            for kind, ftype in ftypes.items():
+                out = Path(tmp) / f"{kind}.gguf"
+                try:
+                    conv_cls(work, ftype, out, eager=True, model_name="x").write()
+                except AssertionError as e:
+                    print(f"[{case}] llama.cpp converter refuses this config "
+                          f"(AssertionError {e}); our files: {'none' if arch is None else 'written'}")
+                    assert arch is None
+                    break
+                assert arch is not None, case
+                theirs, ours = lgguf.GGUFReader(str(out)), lgguf.GGUFReader(str(src / f"model-{kind}.gguf"))
+                a, b = kv(theirs), kv(ours)
+                extra = {k: b[k] for k in b if k not in a}
+                assert {k: v for k, v in b.items() if k in a} == a and set(a) <= set(b), (case, kind, a, b)
+                ta, tb = {t.name: t for t in theirs.tensors}, {t.name: t for t in ours.tensors}
+                assert set(ta) == set(tb), (case, kind, set(ta) ^ set(tb))
+                for n, t in ta.items():
+                    u = tb[n]
+                    assert (t.tensor_type, list(t.shape), t.data.tobytes()) == \
+                        (u.tensor_type, list(u.shape), u.data.tobytes()), (case, kind, n)
+                print(f"[{case}] model-{kind}.gguf identical to llama.cpp's conversion "
+                      f"({len(ta)} tensors, {len(a)} keys); keys only in ours: {extra or 'none'}")
+
+
+# --------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------
 
@@ -636,6 +711,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=repo / "models" / "tests" / "data")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--skip-gguf-check", action="store_true")
+    ap.add_argument("--llama-cpp", type=Path, metavar="DIR",
+                    help="llama.cpp checkout: compare our GGUFs with its converter's output")
     args = ap.parse_args()
 
     torch.set_num_threads(1)  # deterministic reductions, small machine
@@ -647,6 +724,8 @@ def main() -> int:
             print(f"unknown case {case!r}; known: {', '.join(CASES)}", file=sys.stderr)
             return 2
         generate(case, args.out, check_gguf=not args.skip_gguf_check)
+    if args.llama_cpp:
+        crosscheck_llama_cpp(args.llama_cpp, args.out, args.cases.split(","))
     return 0
 
 
