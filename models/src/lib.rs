@@ -1,1 +1,31 @@
+//! candor-models: turns a checkpoint on disk into a model that computes logits.
+//!
+//! - [`checkpoint`]: what a path holds (GGUF file or Hugging Face folder), its config,
+//!   and loading the weights.
+//! - [`config`]: one [`ModelConfig`] for every family; `llama.rs`, `qwen2.rs`, `qwen3.rs`
+//!   and `gemma3.rs` fill it from config.json or GGUF metadata.
+//! - [`weights`]: tensors by name from either format, quantized where the file is.
+//! - [`layers`] and [`transformer`]: the shared decoder, whose forward pass takes a batch
+//!   of sequences with caller-owned KV caches ([`kv_cache`]).
+//!
+//! This crate knows nothing of tokenizers, requests or scheduling.
 
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod gemma3;
+pub mod kv_cache;
+pub mod layers;
+pub mod llama;
+pub mod qwen2;
+pub mod qwen3;
+pub mod transformer;
+pub mod weights;
+
+pub use checkpoint::{Checkpoint, Format, LoadOptions};
+pub use config::{Arch, ModelConfig};
+pub use error::{ModelError, Result};
+pub use kv_cache::{ContiguousCache, KvCache};
+pub use transformer::{LogitsFor, Model, Sequence};
+
+pub use candle_core::{DType, Device, Tensor};

@@ -1,0 +1,325 @@
+//! Reading tensors out of a checkpoint, whichever format it is in.
+//!
+//! [`Weights`] hides the difference between a GGUF file (tensors stay quantized, in
+//! llama.cpp's naming) and a Hugging Face folder of safetensors (memory-mapped, in
+//! transformers' naming). Architectures ask for a tensor by both of its names through
+//! [`Name`] and get a [`QMatMul`] or a plain [`Tensor`], loaded one at a time so that the
+//! process never holds two full copies of the weights.
+
+use crate::error::{ModelError, Result};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::safetensors::{Load, MmapedSafetensors};
+use candle_core::{DType, Device, Module, Tensor};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A tensor's name in both conventions.
+#[derive(Debug, Clone)]
+pub struct Name {
+    /// transformers' key, e.g. `model.layers.0.self_attn.q_proj.weight`.
+    pub hf: String,
+    /// llama.cpp's key, e.g. `blk.0.attn_q.weight`.
+    pub gguf: String,
+}
+
+impl Name {
+    pub fn new(hf: impl Into<String>, gguf: impl Into<String>) -> Self {
+        Self {
+            hf: hf.into(),
+            gguf: gguf.into(),
+        }
+    }
+
+    /// The same tensor's `.bias` sibling.
+    pub fn bias(&self) -> Self {
+        Self {
+            hf: self.hf.replace(".weight", ".bias"),
+            gguf: self.gguf.replace(".weight", ".bias"),
+        }
+    }
+}
+
+/// Reports loading progress as (bytes loaded, bytes in all).
+pub type ProgressFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+enum Source {
+    Gguf {
+        file: Mutex<File>,
+        content: Arc<gguf_file::Content>,
+    },
+    Safetensors {
+        tensors: MmapedSafetensors,
+        /// Multimodal checkpoints nest the decoder under e.g. `language_model.`.
+        prefix: String,
+    },
+}
+
+/// A linear layer over quantized or plain weights, with an optional bias.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: QMatMul,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// x: (n, in) -> (n, out).
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.weight.forward(x)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
+    pub fn weight(&self) -> &QMatMul {
+        &self.weight
+    }
+}
+
+pub struct Weights {
+    source: Source,
+    /// Where the checkpoint came from, for error messages.
+    path: PathBuf,
+    device: Device,
+    /// Dtype activations are computed in; plain weights are converted to it.
+    dtype: DType,
+    total_bytes: u64,
+    loaded_bytes: AtomicU64,
+    progress: Option<ProgressFn>,
+}
+
+impl Weights {
+    /// Opens a GGUF file whose header has already been read.
+    pub fn gguf(
+        path: &Path,
+        file: File,
+        content: Arc<gguf_file::Content>,
+        device: &Device,
+    ) -> Result<Self> {
+        let total_bytes = content
+            .tensor_infos
+            .values()
+            .map(|t| {
+                (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64
+            })
+            .sum();
+        Ok(Self {
+            source: Source::Gguf {
+                file: Mutex::new(file),
+                content,
+            },
+            path: path.to_path_buf(),
+            device: device.clone(),
+            dtype: DType::F32,
+            total_bytes,
+            loaded_bytes: AtomicU64::new(0),
+            progress: None,
+        })
+    }
+
+    /// Memory-maps safetensors files (one, or the shards of an index).
+    pub fn safetensors(dir: &Path, files: &[PathBuf], device: &Device, dtype: DType) -> Result<Self> {
+        // SAFETY: the files are mapped read-only; like every mmap-based loader we rely on
+        // them not being truncated while the model loads.
+        let tensors = unsafe { MmapedSafetensors::multi(files) }.map_err(|e| {
+            ModelError::Safetensors {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
+        let all = tensors.tensors();
+        let total_bytes = all.iter().map(|(_, v)| v.data().len() as u64).sum();
+        let prefix = ["", "language_model.", "model.language_model."]
+            .into_iter()
+            .find(|p| {
+                all.iter()
+                    .any(|(n, _)| n.starts_with(p) && n.ends_with("embed_tokens.weight"))
+            })
+            .unwrap_or("")
+            .to_string();
+        let prefix = if prefix == "model.language_model." {
+            // transformers >= 4.52 layout: model.language_model.layers.N... with lm_head at top.
+            "model.language_model.".to_string()
+        } else {
+            prefix
+        };
+        drop(all);
+        Ok(Self {
+            source: Source::Safetensors { tensors, prefix },
+            path: dir.to_path_buf(),
+            device: device.clone(),
+            dtype,
+            total_bytes,
+            loaded_bytes: AtomicU64::new(0),
+            progress: None,
+        })
+    }
+
+    pub fn with_progress(mut self, progress: Option<ProgressFn>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn is_gguf(&self) -> bool {
+        matches!(self.source, Source::Gguf { .. })
+    }
+
+    fn file_label(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn hf_key(&self, name: &Name) -> String {
+        match &self.source {
+            Source::Safetensors { prefix, .. } if !prefix.is_empty() => {
+                if prefix == "model.language_model." {
+                    match name.hf.strip_prefix("model.") {
+                        Some(rest) => format!("{prefix}{rest}"),
+                        None => name.hf.clone(),
+                    }
+                } else {
+                    format!("{prefix}{}", name.hf)
+                }
+            }
+            _ => name.hf.clone(),
+        }
+    }
+
+    /// The key this checkpoint uses for `name`.
+    pub fn key(&self, name: &Name) -> String {
+        match &self.source {
+            Source::Gguf { .. } => name.gguf.clone(),
+            Source::Safetensors { .. } => self.hf_key(name),
+        }
+    }
+
+    pub fn contains(&self, name: &Name) -> bool {
+        match &self.source {
+            Source::Gguf { content, .. } => content.tensor_infos.contains_key(&name.gguf),
+            Source::Safetensors { tensors, .. } => tensors.get(&self.hf_key(name)).is_ok(),
+        }
+    }
+
+    fn shape_of(&self, key: &str) -> Result<Vec<usize>> {
+        let missing = || ModelError::MissingTensor {
+            file: self.file_label(),
+            name: key.to_string(),
+        };
+        match &self.source {
+            Source::Gguf { content, .. } => content
+                .tensor_infos
+                .get(key)
+                .map(|t| t.shape.dims().to_vec())
+                .ok_or_else(missing),
+            Source::Safetensors { tensors, .. } => tensors
+                .get(key)
+                .map(|v| v.shape().to_vec())
+                .map_err(|_| missing()),
+        }
+    }
+
+    fn check_shape(&self, key: &str, expected: &[usize]) -> Result<()> {
+        let actual = self.shape_of(key)?;
+        if actual != expected {
+            return Err(ModelError::TensorShape {
+                file: self.file_label(),
+                name: key.to_string(),
+                expected: expected.to_vec(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    fn advance(&self, bytes: u64) {
+        let done = self.loaded_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if let Some(progress) = &self.progress {
+            progress(done.min(self.total_bytes), self.total_bytes);
+        }
+    }
+
+    fn read_qtensor(&self, key: &str) -> Result<QTensor> {
+        let Source::Gguf { file, content } = &self.source else {
+            unreachable!("read_qtensor is only called for GGUF sources");
+        };
+        let mut file = file.lock().expect("weights file lock poisoned");
+        let t = content
+            .tensor(&mut *file, key, &self.device)
+            .map_err(|e| ModelError::Gguf {
+                path: self.path.clone(),
+                message: format!("tensor `{key}`: {e}"),
+            })?;
+        self.advance(t.storage_size_in_bytes() as u64);
+        Ok(t)
+    }
+
+    fn read_tensor(&self, key: &str, dtype: DType) -> Result<Tensor> {
+        match &self.source {
+            Source::Gguf { .. } => {
+                let q = self.read_qtensor(key)?;
+                Ok(q.dequantize(&self.device)?.to_dtype(dtype)?)
+            }
+            Source::Safetensors { tensors, .. } => {
+                let view = tensors.get(key).map_err(|_| ModelError::MissingTensor {
+                    file: self.file_label(),
+                    name: key.to_string(),
+                })?;
+                let bytes = view.data().len() as u64;
+                let t = view.load(&self.device).map_err(|e| ModelError::Safetensors {
+                    path: self.path.clone(),
+                    message: format!("tensor `{key}`: {e}"),
+                })?;
+                self.advance(bytes);
+                Ok(t.to_dtype(dtype)?)
+            }
+        }
+    }
+
+    /// A weight matrix of shape (rows, cols), kept quantized where the file is quantized.
+    pub fn matrix(&self, name: &Name, rows: usize, cols: usize) -> Result<QMatMul> {
+        let key = self.key(name);
+        self.check_shape(&key, &[rows, cols])?;
+        match &self.source {
+            Source::Gguf { .. } => {
+                let q = self.read_qtensor(&key)?;
+                let dequantize = matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+                if dequantize {
+                    Ok(QMatMul::Tensor(q.dequantize(&self.device)?.to_dtype(self.dtype)?))
+                } else {
+                    Ok(QMatMul::from_arc(Arc::new(q))?)
+                }
+            }
+            Source::Safetensors { .. } => Ok(QMatMul::Tensor(self.read_tensor(&key, self.dtype)?)),
+        }
+    }
+
+    /// A linear layer (out_features, in_features) with an optional bias.
+    pub fn linear(&self, name: &Name, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+        let weight = self.matrix(name, out, inp)?;
+        let bias = if bias { Some(self.vector(&name.bias(), out)?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+
+    /// A 1-D tensor such as a norm weight or a bias, in the compute dtype.
+    pub fn vector(&self, name: &Name, len: usize) -> Result<Tensor> {
+        let key = self.key(name);
+        self.check_shape(&key, &[len])?;
+        self.read_tensor(&key, self.dtype)
+    }
+
+    /// A 1-D tensor in f32, whatever the compute dtype (norm weights that get an offset).
+    pub fn vector_f32(&self, name: &Name, len: usize) -> Result<Tensor> {
+        let key = self.key(name);
+        self.check_shape(&key, &[len])?;
+        self.read_tensor(&key, DType::F32)
+    }
+}

@@ -1,0 +1,110 @@
+//! Command-line arguments, turned into plain config structs for the rest of the crate.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "candor",
+    version,
+    about = "A local LLM inference server that shows how models reason",
+    long_about = "candor loads an open-weight model (a .gguf file or a Hugging Face-style folder) \
+                  and generates text with it, on CPU, CUDA or Metal."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a completion for one prompt and print it as it is produced.
+    Generate(GenerateArgs),
+    /// Chat with a model in the terminal.
+    Chat(ChatArgs),
+    /// Describe a checkpoint: architecture, parameters, tensor types, tokens, template.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DTypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// A .gguf file or a folder with config.json, *.safetensors and tokenizer.json.
+    #[arg(short, long, env = "CANDOR_MODEL")]
+    pub model: PathBuf,
+    /// Where to run: cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Compute dtype for safetensors checkpoints (GGUF computes in f32). Default: f32 on CPU, bf16 on GPUs.
+    #[arg(long, value_enum)]
+    pub dtype: Option<DTypeArg>,
+    /// A Jinja chat template file that replaces the model's own.
+    #[arg(long)]
+    pub chat_template: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SamplingArgs {
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// 0 samples greedily.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// 0 disables.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Makes sampled output reproducible.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop when this text appears (repeatable); it is not printed.
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt; wrapped as one user message with the chat template unless --raw.
+    #[arg(short, long)]
+    pub prompt: String,
+    /// Feed the prompt to the model as it is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// A system message to put before the prompt (ignored with --raw).
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A system message that opens the conversation.
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// A .gguf file or a model folder.
+    #[arg(short, long)]
+    pub model: PathBuf,
+}
