@@ -2,11 +2,18 @@
 //!
 //! Layout (dependencies point one way: cli -> prompt -> engine -> models):
 //! - `cli`: clap arguments turned into plain config structs.
+//! - `runtime`: a model, its tokenizer, chat template and end-of-turn tokens, loaded from one path.
 //! - `prompt`: chat templates (minijinja) and tokenizers (tokenizer.json or GGUF metadata).
 //! - `engine`: sampling and the generation loop over a loaded model.
 //! - `output`: incremental, UTF-8-safe detokenization and stop strings.
+//! - `inspect`, `device`: the `inspect` command's report and `--device` parsing.
 //!
 //! Model architectures, configs and weight loading live in the `candor-models` crate.
 
+pub mod cli;
+pub mod device;
+pub mod engine;
+pub mod inspect;
 pub mod output;
 pub mod prompt;
+pub mod runtime;

@@ -1,1 +1,204 @@
-fn main() {}
+//! The `candor` binary: parse the command line, start logging, run the command.
+
+use anyhow::{bail, Context, Result};
+use candor::cli::{ChatArgs, Cli, Command, DTypeArg, GenerateArgs, ModelArgs, SamplingArgs};
+use candor::engine::generate::{generate, GenerateParams, Generated, Session};
+use candor::engine::sampler::SamplingParams;
+use candor::prompt::template::RenderOptions;
+use candor::runtime::{Runtime, RuntimeConfig};
+use candor::{device, inspect};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Generate(args) => run_generate(args),
+        Command::Chat(args) => run_chat(args),
+        Command::Inspect(args) => candor_models::Checkpoint::open(&args.model)
+            .map(|c| print!("{}", inspect::report(&c)))
+            .map_err(Into::into),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Loads the model with a progress bar on stderr.
+fn load(args: &ModelArgs) -> Result<Runtime> {
+    let device = device::parse_device(&args.device)?;
+    let dtype = args.dtype.map(|d| match d {
+        DTypeArg::F32 => candor_models::DType::F32,
+        DTypeArg::F16 => candor_models::DType::F16,
+        DTypeArg::Bf16 => candor_models::DType::BF16,
+    });
+    let dtype = dtype.or(if device.is_cpu() { None } else { Some(candor_models::DType::BF16) });
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(args.model.display().to_string());
+    let progress_bar = bar.clone();
+    let cfg = RuntimeConfig {
+        model: args.model.clone(),
+        device: Some(device.clone()),
+        dtype,
+        chat_template: args.chat_template.clone(),
+        progress: Some(Arc::new(move |done, total| {
+            progress_bar.set_length(total);
+            progress_bar.set_position(done);
+        })),
+    };
+    let rt = Runtime::load(&cfg).with_context(|| format!("cannot load {}", args.model.display()))?;
+    bar.finish_and_clear();
+    let c = rt.model.config();
+    tracing::info!(
+        "loaded {} ({}, {} layers, context {}) on {} in {:.2}s",
+        rt.name,
+        c.arch.name(),
+        c.num_layers,
+        c.max_position_embeddings,
+        device::describe(&device),
+        rt.load_time.as_secs_f64()
+    );
+    match &rt.template_source {
+        Some(source) => tracing::info!("using the {source}"),
+        None => tracing::warn!("no chat template: use --raw, or pass one with --chat-template"),
+    }
+    Ok(rt)
+}
+
+fn params(s: &SamplingArgs) -> GenerateParams {
+    GenerateParams {
+        sampling: SamplingParams {
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            min_p: s.min_p,
+            repetition_penalty: s.repetition_penalty,
+            seed: s.seed,
+            ..SamplingParams::default()
+        },
+        max_tokens: s.max_tokens,
+        stop: s.stop.clone(),
+        ignore_eos: false,
+    }
+}
+
+/// Renders the conversation with the chat template and tokenizes it.
+fn chat_prompt(rt: &Runtime, messages: &[Value]) -> Result<Vec<u32>> {
+    let Some(template) = &rt.template else {
+        bail!("the model has no chat template: pass --chat-template FILE, or --raw to send the prompt as it is");
+    };
+    let opts = RenderOptions {
+        add_generation_prompt: true,
+        ..RenderOptions::default()
+    };
+    let text = template.render(messages, &opts)?;
+    // The template writes BOS itself where the model wants it.
+    Ok(rt.tokenizer.encode(&text, false)?)
+}
+
+fn report(g: &Generated) {
+    eprintln!(
+        "\n[prompt {} tokens ({} cached) at {:.1} tok/s, generated {} tokens at {:.1} tok/s, finish: {:?}]",
+        g.prompt_tokens,
+        g.cached_tokens,
+        g.prefill_tokens_per_s(),
+        g.tokens.len(),
+        g.decode_tokens_per_s(),
+        g.finish
+    );
+}
+
+fn run_generate(args: GenerateArgs) -> Result<()> {
+    let rt = load(&args.model)?;
+    let prompt = if args.raw {
+        rt.tokenizer.encode(&args.prompt, true)?
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = &args.system {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        messages.push(json!({"role": "user", "content": args.prompt}));
+        chat_prompt(&rt, &messages)?
+    };
+    let mut session = Session::new(&rt);
+    let stdout = std::io::stdout();
+    let g = generate(&rt, &mut session, &prompt, &params(&args.sampling), |piece| {
+        let mut out = stdout.lock();
+        let _ = out.write_all(piece.as_bytes());
+        let _ = out.flush();
+    })?;
+    println!();
+    report(&g);
+    Ok(())
+}
+
+fn run_chat(args: ChatArgs) -> Result<()> {
+    let rt = load(&args.model)?;
+    if rt.template.is_none() {
+        bail!("the model has no chat template: pass one with --chat-template FILE");
+    }
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    let mut session = Session::new(&rt);
+    let params = params(&args.sampling);
+    eprintln!("chatting with {}: type a message and press enter; /reset clears the conversation, /exit or Ctrl-D quits", rt.name);
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    loop {
+        eprint!("> ");
+        let _ = std::io::stderr().flush();
+        line.clear();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let input = line.trim();
+        match input {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                messages.retain(|m: &Value| m["role"] == "system");
+                eprintln!("(conversation cleared)");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(json!({"role": "user", "content": input}));
+        let prompt = chat_prompt(&rt, &messages)?;
+        let stdout = std::io::stdout();
+        let result = generate(&rt, &mut session, &prompt, &params, |piece| {
+            let mut out = stdout.lock();
+            let _ = out.write_all(piece.as_bytes());
+            let _ = out.flush();
+        });
+        match result {
+            Ok(g) => {
+                println!();
+                messages.push(json!({"role": "assistant", "content": g.text}));
+                report(&g);
+            }
+            Err(e) => {
+                // Keep the conversation usable: drop the turn that failed.
+                messages.pop();
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -146,6 +146,30 @@ impl Checkpoint {
         Model::new(self.config.clone(), &weights)
     }
 
+    /// Number of parameters, read from the tensor headers.
+    pub fn parameter_count(&self) -> Result<usize> {
+        match &self.format {
+            Format::Gguf { content } => Ok(content
+                .tensor_infos
+                .values()
+                .map(|t| t.shape.elem_count())
+                .sum()),
+            Format::HfFolder { weight_files, .. } => {
+                // SAFETY: read-only mapping, only the headers are read.
+                let st = unsafe { candle_core::safetensors::MmapedSafetensors::multi(weight_files) }
+                    .map_err(|e| ModelError::Safetensors {
+                        path: self.path.clone(),
+                        message: e.to_string(),
+                    })?;
+                Ok(st
+                    .tensors()
+                    .iter()
+                    .map(|(_, v)| v.shape().iter().product::<usize>())
+                    .sum())
+            }
+        }
+    }
+
     /// Bytes of weight data in the checkpoint.
     pub fn weight_bytes(&self) -> u64 {
         match &self.format {

@@ -319,25 +319,6 @@ impl Model {
         }
         Ok(logits)
     }
-
-    /// Total number of parameters, counting tied embeddings once.
-    pub fn parameter_count(&self) -> usize {
-        let cfg = &self.cfg;
-        let (h, d, nh, nkv, i) = (
-            cfg.hidden_size,
-            cfg.head_dim,
-            cfg.num_heads,
-            cfg.num_kv_heads,
-            cfg.intermediate_size,
-        );
-        let attn = h * nh * d * 2 + h * nkv * d * 2;
-        let bias = if cfg.attention_bias { nh * d + 2 * nkv * d } else { 0 };
-        let qk = if cfg.qk_norm { 2 * d } else { 0 };
-        let norms = if cfg.sandwich_norms { 4 * h } else { 2 * h };
-        let per_layer = attn + bias + qk + norms + 3 * h * i;
-        let head = if cfg.tie_word_embeddings { 0 } else { cfg.vocab_size * h };
-        cfg.vocab_size * h + cfg.num_layers * per_layer + h + head
-    }
 }
 
 impl Activation {

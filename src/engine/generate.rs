@@ -1,0 +1,207 @@
+//! One sequence from prompt to finish: chunked prefill, then decode steps, each token
+//! sampled, detokenized incrementally and checked against stop conditions.
+//!
+//! Used by the CLI; the server's engine drives the same pieces (sampler, detokenizer,
+//! stop strings) one step at a time for many sequences.
+
+use crate::engine::sampler::{Sampler, SamplingParams};
+use crate::output::detokenizer::{Detokenizer, DetokenizerOptions};
+use crate::output::stop::StopStrings;
+use crate::prompt::tokenizer::TokenizerError;
+use crate::runtime::Runtime;
+use candor_models::{ContiguousCache, KvCache, LogitsFor, ModelError, Sequence};
+use std::time::{Duration, Instant};
+
+/// Largest number of prompt tokens run in one forward pass: bounds the attention
+/// score matrices of long prompts.
+const PREFILL_CHUNK: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error("the prompt has {prompt} tokens but the model's context is {context} tokens")]
+    ContextLength { prompt: usize, context: usize },
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-turn token or a stop string.
+    Stop,
+    /// max_tokens or the end of the context.
+    Length,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerateParams {
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    pub stop: Vec<String>,
+    /// Keep going past end-of-turn tokens (benchmarks).
+    pub ignore_eos: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub finish: FinishReason,
+    pub prompt_tokens: usize,
+    /// Prompt tokens found in the session cache and not recomputed.
+    pub cached_tokens: usize,
+    pub prefill_time: Duration,
+    pub decode_time: Duration,
+}
+
+impl Generated {
+    pub fn prefill_tokens_per_s(&self) -> f64 {
+        (self.prompt_tokens - self.cached_tokens) as f64 / self.prefill_time.as_secs_f64().max(1e-9)
+    }
+
+    /// Decode speed over the tokens after the first (the first comes from the prefill).
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        self.tokens.len().saturating_sub(1) as f64 / self.decode_time.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A KV cache and the tokens it holds, kept between turns of a chat so that only the new
+/// part of each prompt is computed.
+pub struct Session {
+    cache: ContiguousCache,
+    tokens: Vec<u32>,
+}
+
+impl Session {
+    pub fn new(rt: &Runtime) -> Self {
+        Self {
+            cache: ContiguousCache::new(rt.model.config().num_layers),
+            tokens: Vec::new(),
+        }
+    }
+
+    /// Keeps the longest cached prefix of `prompt`, leaving at least one token to compute.
+    fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
+        let common = self
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1);
+        self.cache.truncate(common);
+        self.tokens.truncate(common);
+        common
+    }
+}
+
+/// Generates a completion of `prompt`, calling `on_text` with each new piece of text.
+pub fn generate(
+    rt: &Runtime,
+    session: &mut Session,
+    prompt: &[u32],
+    params: &GenerateParams,
+    mut on_text: impl FnMut(&str),
+) -> Result<Generated, GenerateError> {
+    let context = rt.context_length();
+    if prompt.is_empty() {
+        return Err(GenerateError::EmptyPrompt);
+    }
+    if prompt.len() >= context {
+        return Err(GenerateError::ContextLength {
+            prompt: prompt.len(),
+            context,
+        });
+    }
+    let model = &rt.model;
+    let start = Instant::now();
+
+    // 1. Prefill what the session cache does not hold yet, in chunks.
+    let cached = session.reuse_prefix(prompt);
+    let mut logits = None;
+    for chunk in prompt[cached..].chunks(PREFILL_CHUNK) {
+        let start_pos = session.cache.len();
+        let last = start_pos + chunk.len() == prompt.len();
+        let out = model.forward(&mut [Sequence {
+            tokens: chunk,
+            start_pos,
+            cache: &mut session.cache,
+            logits: if last { LogitsFor::Last } else { LogitsFor::None },
+        }])?;
+        session.tokens.extend_from_slice(chunk);
+        if last {
+            logits = Some(row(&out)?);
+        }
+    }
+    let mut logits = logits.expect("the last prefill chunk asks for logits");
+    let prefill_time = start.elapsed();
+
+    // 2. Decode.
+    let decode_start = Instant::now();
+    let mut sampler = Sampler::new(params.sampling.clone(), prompt);
+    let mut detok = Detokenizer::new(rt.tokenizer.clone(), DetokenizerOptions::default());
+    let mut stops = StopStrings::new(params.stop.clone());
+    let mut text = String::new();
+    let mut tokens = Vec::new();
+    let mut emit = |piece: &str, text: &mut String| {
+        if !piece.is_empty() {
+            on_text(piece);
+            text.push_str(piece);
+        }
+    };
+    let mut stopped_by_string = false;
+    let finish = loop {
+        let token = sampler.sample(&logits);
+        if !params.ignore_eos && rt.eos_ids.contains(&token) {
+            break FinishReason::Stop;
+        }
+        sampler.accept(token);
+        tokens.push(token);
+        if let Some(piece) = detok.push(token)? {
+            let scan = stops.push(&piece);
+            emit(&scan.text, &mut text);
+            if scan.stopped {
+                stopped_by_string = true;
+                break FinishReason::Stop;
+            }
+        }
+        if tokens.len() >= params.max_tokens || session.cache.len() + 1 >= context {
+            break FinishReason::Length;
+        }
+        let start_pos = session.cache.len();
+        let out = model.forward(&mut [Sequence {
+            tokens: &[token],
+            start_pos,
+            cache: &mut session.cache,
+            logits: LogitsFor::Last,
+        }])?;
+        session.tokens.push(token);
+        logits = row(&out)?;
+    };
+    if !stopped_by_string {
+        // Release what the detokenizer and the stop scanner still hold.
+        if let Some(piece) = detok.finish()? {
+            let scan = stops.push(&piece);
+            emit(&scan.text, &mut text);
+        }
+        let rest = stops.finish();
+        emit(&rest, &mut text);
+    }
+    Ok(Generated {
+        text,
+        tokens,
+        finish,
+        prompt_tokens: prompt.len(),
+        cached_tokens: cached,
+        prefill_time,
+        decode_time: decode_start.elapsed(),
+    })
+}
+
+/// The single row of a (1, vocab) logits tensor.
+fn row(logits: &candor_models::Tensor) -> Result<Vec<f32>, ModelError> {
+    Ok(logits.squeeze(0)?.to_vec1::<f32>()?)
+}
