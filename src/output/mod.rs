@@ -1,1 +1,3 @@
 //! Turning generated token ids back into text: incremental detokenization and stop strings.
+
+pub mod detokenizer;
