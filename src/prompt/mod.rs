@@ -1,1 +1,3 @@
 //! Everything between a request's messages and token ids: chat templates and tokenizers.
+
+pub mod template;
