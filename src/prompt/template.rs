@@ -5,7 +5,8 @@
 //! transformers' `apply_chat_template(..., tokenize=False)` does: the same Jinja settings
 //! (`trim_blocks`, `lstrip_blocks`, no trailing newline), the globals transformers defines
 //! (`raise_exception`, `strftime_now`, its `tojson`), Python's string and dict methods, and the
-//! same message clean-up (null keys dropped, reasoning aliased). Tokenizing the prompt, checking it
+//! same message clean-up (null keys dropped, reasoning aliased); `{% generation %}` tags render
+//! their body, as in transformers. Tokenizing the prompt, checking it
 //! against the context length and validating message shapes are left to others.
 //!
 //! Templates port what transformers does in `src/transformers/utils/chat_template_utils.py`
@@ -244,7 +245,7 @@ impl ChatTemplate {
         eos_token: Option<&str>,
     ) -> Result<Self, TemplateError> {
         let mut env = jinja_environment();
-        env.add_template_owned(TEMPLATE_NAME, source.to_string())
+        env.add_template_owned(TEMPLATE_NAME, without_generation_tags(source))
             .map_err(syntax_error)?;
         Ok(ChatTemplate {
             env,
@@ -343,6 +344,45 @@ fn jinja_environment() -> Environment<'static> {
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", |format: &str| python::strftime_now(format));
     env
+}
+
+/// Rewrites transformers' `{% generation %}...{% endgeneration %}` (its AssistantTracker extension,
+/// which marks assistant text for training masks and renders its body unchanged) into
+/// `{% if true %}...{% endif %}`, keeping the tags' whitespace control, so minijinja can parse it.
+fn without_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        let (before, tag) = rest.split_at(start);
+        out.push_str(before);
+        let body = &tag[2..];
+        let modifier = body.len() - body.trim_start_matches(['-', '+']).len();
+        let (modifier, keyword) = body.split_at(modifier.min(1));
+        let keyword_start = keyword.len() - keyword.trim_start().len();
+        let (space, keyword) = keyword.split_at(keyword_start);
+        let replaced = [("endgeneration", "endif"), ("generation", "if true")]
+            .into_iter()
+            .find_map(|(name, replacement)| {
+                let after = keyword.strip_prefix(name)?;
+                let closes = after
+                    .trim_start()
+                    .trim_start_matches(['-', '+'])
+                    .starts_with("%}");
+                closes.then_some((name.len(), replacement))
+            });
+        out.push_str("{%");
+        out.push_str(modifier);
+        out.push_str(space);
+        rest = match replaced {
+            Some((len, replacement)) => {
+                out.push_str(replacement);
+                &keyword[len..]
+            }
+            None => keyword,
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The message a template passed to `raise_exception`, carried as the error's source so that
@@ -579,6 +619,63 @@ mod tests {
         assert_eq!(
             got,
             "Hi There|hixx|hi|2|True|True|aBc|ABab|role=user;content=hi;|anon|True|True|None|1.0|['a', 1]"
+        );
+    }
+
+    #[test]
+    fn tojson_takes_python_positional_arguments() {
+        // json.dumps's order: ensure_ascii, indent, separators, sort_keys.
+        let opts = RenderOptions {
+            kwargs: json!({"x": {"b": "é", "a": [1]}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..RenderOptions::default()
+        };
+        let source = "{{ x | tojson(false, 2) }}|{{ x | tojson(true, none, (',', ':'), true) }}";
+        let got = render(source, json!([{"role": "user", "content": "hi"}]), &opts).unwrap();
+        assert_eq!(
+            got,
+            "{\n  \"b\": \"é\",\n  \"a\": [\n    1\n  ]\n}|{\"a\":[1],\"b\":\"\\u00e9\"}"
+        );
+    }
+
+    #[test]
+    fn printed_values_look_like_python() {
+        let source =
+            "{{ 1e16 }}|{{ [1.5, none, true, {'k': \"it's\"}] }}|{{ 'a' ~ 1.0 ~ true ~ none }}";
+        assert_eq!(
+            render_plain(source).unwrap(),
+            "1e+16|[1.5, None, True, {'k': \"it's\"}]|a1.0TrueNone"
+        );
+    }
+
+    #[test]
+    fn generation_tags_render_their_body() {
+        // Expected outputs are transformers' for the same templates and messages.
+        let messages = json!([
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "yo"}
+        ]);
+        let cases = [
+            (
+                "{% for m in messages %}\n  {% if m.role == 'assistant' %}\n  {% generation %}\n[{{ m.content }}]\n  {% endgeneration %}\n  {% else %}\n<{{ m.content }}>\n  {% endif %}\n{% endfor %}\n",
+                "<hi>\n[yo]\n",
+            ),
+            (
+                "{%- for m in messages %} {%- generation -%}  [{{ m.content }}]  {%- endgeneration +%}  x{%+ generation %}  y {%endgeneration%}\n{% endfor %}",
+                "[hi]  x  y [yo]  x  y ",
+            ),
+        ];
+        for (source, expected) in cases {
+            let got = render(source, messages.clone(), &RenderOptions::default())
+                .unwrap_or_else(|e| panic!("{source}: {e}"));
+            assert_eq!(got, expected, "{source}");
+        }
+        // Only whole tags are rewritten.
+        assert_eq!(
+            without_generation_tags("{{ generation }}{% set generations = 1 %}{%- generation%}"),
+            "{{ generation }}{% set generations = 1 %}{%- if true%}"
         );
     }
 
