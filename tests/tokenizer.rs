@@ -11,6 +11,7 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candor::output::detokenizer::{Detokenizer, DetokenizerOptions};
 use candor::prompt::tokenizer::{Tokenizer, TokenizerError};
 use serde::Deserialize;
+use tokenizers::{NormalizedString, Normalizer};
 
 fn assets() -> PathBuf {
     match std::env::var_os("CANDOR_ASSETS") {
@@ -84,16 +85,36 @@ fn chat_text(name: &str) -> &'static str {
     }
 }
 
+/// What decoding the ids of `text` must give: `text` itself, except that Qwen3's
+/// tokenizer.json normalizes to NFC (`e\u{301}` comes back as `é`).
+fn round_tripped(name: &str, tok: &Tokenizer, text: &str) -> String {
+    if name != "qwen3" {
+        return text.to_string();
+    }
+    let normalizer = tok
+        .inner()
+        .get_normalizer()
+        .expect("Qwen3 has a normalizer");
+    let mut normalized = NormalizedString::from(text);
+    normalizer.normalize(&mut normalized).unwrap();
+    normalized.get().to_string()
+}
+
 #[test]
 fn decode_of_encode_gives_the_text_back() {
     for (name, tok) in all() {
         for text in texts().iter().map(String::as_str).chain([chat_text(name)]) {
+            let expected = round_tripped(name, &tok, text);
             let ids = tok.encode(text, false).unwrap();
-            assert_eq!(tok.decode(&ids, false).unwrap(), text, "{name}: {ids:?}");
+            assert_eq!(
+                tok.decode(&ids, false).unwrap(),
+                expected,
+                "{name}: {ids:?}"
+            );
             // BOS (Gemma) is special, so skipping special tokens drops exactly it.
             let with_bos = tok.encode(text, true).unwrap();
             if !text.contains('<') {
-                assert_eq!(tok.decode(&with_bos, true).unwrap(), text, "{name}");
+                assert_eq!(tok.decode(&with_bos, true).unwrap(), expected, "{name}");
             }
         }
     }
