@@ -151,6 +151,51 @@ fn incremental_detokenization_equals_one_shot_decoding() {
     }
 }
 
+/// Sequences a model might sample: random ids, many of them byte tokens or pieces of
+/// characters, so the text is often invalid UTF-8.
+#[test]
+fn incremental_detokenization_equals_one_shot_decoding_on_random_ids() {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        // xorshift64
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (name, tok) in all() {
+        let vocab_size = tok.vocab_size() as u64;
+        // Gemma's byte tokens are ids 238..494; the byte-level tokenizers split characters
+        // in ordinary tokens.
+        for round in 0..150 {
+            let len = 1 + next() % 48;
+            let ids: Vec<u32> = (0..len)
+                .map(|_| match (name, next() % 3) {
+                    ("gemma3", 0) if round % 2 == 0 => 238 + (next() % 256) as u32,
+                    _ => (next() % vocab_size) as u32,
+                })
+                .filter(|&id| tok.id_to_token(id).is_some())
+                .collect();
+            for skip_special_tokens in [true, false] {
+                let options = DetokenizerOptions {
+                    skip_special_tokens,
+                };
+                let mut detok = Detokenizer::new(tok.clone(), options);
+                let mut joined = String::new();
+                for &id in &ids {
+                    joined.extend(detok.push(id).unwrap());
+                }
+                joined.extend(detok.finish().unwrap());
+                let expected = tok.decode(&ids, skip_special_tokens).unwrap();
+                assert_eq!(
+                    joined, expected,
+                    "{name}, skip {skip_special_tokens}: {ids:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn chat_template_special_tokens_encode_to_single_ids() {
     let smol = smollm2();

@@ -12,10 +12,12 @@
 //!
 //! Text that ends in U+FFFD (an incomplete character) is held back until the character
 //! completes or [`Detokenizer::finish`] flushes it. The deltas join to exactly
-//! `tokenizer.decode(all_ids, skip_special_tokens)` whenever the output is valid UTF-8.
-//! With invalid byte sequences they can differ: `tokenizers`' ByteFallback decoder turns a
-//! whole run of byte tokens into U+FFFDs once any byte in the run is invalid, even bytes
-//! already shown as a valid character, which no stream can take back.
+//! `tokenizer.decode(all_ids, skip_special_tokens)`, invalid UTF-8 included, with two
+//! exceptions: when more than `MAX_PENDING_TOKENS` tokens in a row leave a character
+//! incomplete (held text is then emitted as U+FFFD), and for tokenizer.json files whose
+//! ByteFallback decoder turns a whole run of byte tokens into U+FFFDs once one byte in it is
+//! invalid, even bytes already shown as a valid character. (GGUF SentencePiece tokenizers
+//! decode byte runs locally, see prompt/tokenizer.rs.)
 //!
 //! Stop strings and reasoning tags work on the deltas; they live in stop.rs and reasoning.rs.
 
@@ -242,6 +244,16 @@ mod tests {
                 None
             ]
         );
+        assert_eq!(joined(&out), tok.decode(&ids, true).unwrap());
+    }
+
+    #[test]
+    fn valid_bytes_next_to_invalid_ones_survive() {
+        let tok = spm(false);
+        // `_` then a lead byte with no continuation: one invalid sequence, then `!`.
+        let ids = ids(&tok, &["<0x5F>", "<0xE2>", "<0x82>", "!"]);
+        let out = deltas(&tok, &ids, true);
+        assert_eq!(out, [some("_"), None, None, some("\u{FFFD}!"), None]);
         assert_eq!(joined(&out), tok.decode(&ids, true).unwrap());
     }
 

@@ -12,7 +12,7 @@
 
 mod gguf;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
@@ -99,6 +99,25 @@ pub struct Tokenizer {
     starts_with_bos: bool,
     /// Number of ids `decode` accepts (model vocabulary plus added tokens).
     vocab_size: usize,
+    decoding: Decoding,
+}
+
+/// How `decode` turns ids into text.
+#[derive(Debug, Clone)]
+enum Decoding {
+    /// The tokenizer's own decoder (tokenizer.json, GGUF `gpt2`).
+    Inner,
+    /// GGUF `llama` (SentencePiece): pieces joined as bytes, `▁` as a space and byte tokens
+    /// as their byte, then invalid UTF-8 replaced by U+FFFD per invalid sequence, as
+    /// llama.cpp's pieces would be. `tokenizers`' ByteFallback decoder instead turns a whole
+    /// run of byte tokens into U+FFFDs when one byte is invalid, valid neighbours included,
+    /// which no incremental detokenizer can reproduce.
+    SentencePiece {
+        /// The byte each `<0xNN>` token stands for.
+        byte_tokens: HashMap<u32, u8>,
+        /// Drop the leading space `add_space_prefix` put before the first word.
+        strip_leading_space: bool,
+    },
 }
 
 /// What a tokenizer source yields before the common bookkeeping in [`Tokenizer::assemble`].
@@ -111,6 +130,7 @@ struct Parts {
     eom: Option<u32>,
     add_bos: bool,
     add_eos: bool,
+    decoding: Decoding,
 }
 
 impl Tokenizer {
@@ -185,6 +205,7 @@ impl Tokenizer {
             eom: None,
             add_bos: false,
             add_eos: false,
+            decoding: Decoding::Inner,
         }))
     }
 
@@ -241,6 +262,7 @@ impl Tokenizer {
             add_eos: parts.add_eos,
             starts_with_bos,
             vocab_size,
+            decoding: parts.decoding,
         }
     }
 
@@ -274,9 +296,33 @@ impl Tokenizer {
                 vocab_size: self.vocab_size,
             });
         }
-        self.inner
-            .decode(ids, skip_special_tokens)
-            .map_err(|e| TokenizerError::Decode(e.to_string()))
+        let Decoding::SentencePiece {
+            byte_tokens,
+            strip_leading_space,
+        } = &self.decoding
+        else {
+            return self
+                .inner
+                .decode(ids, skip_special_tokens)
+                .map_err(|e| TokenizerError::Decode(e.to_string()));
+        };
+        let mut bytes = Vec::with_capacity(ids.len() * 4);
+        for &id in ids {
+            if skip_special_tokens && self.special_ids.contains(&id) {
+                continue;
+            }
+            match (byte_tokens.get(&id), self.inner.id_to_token(id)) {
+                (Some(&byte), _) => bytes.push(byte),
+                (None, Some(piece)) => bytes.extend_from_slice(piece.replace('▁', " ").as_bytes()),
+                (None, None) => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let text = match text.strip_prefix(' ') {
+            Some(rest) if *strip_leading_space => rest,
+            _ => &text,
+        };
+        Ok(text.to_string())
     }
 
     /// The id of a token given by its vocabulary text (`Ġhello`, `▁hello`, `<|im_end|>`).
