@@ -316,6 +316,60 @@ fn write_gguf(path: &Path, metadata: &[(&str, Value)]) {
     gguf_file::write(&mut file, &metadata, &[]).unwrap();
 }
 
+/// A word-level tokenizer.json that asks for truncation to two tokens.
+const TINY_TOKENIZER_JSON: &str = r#"{
+  "version": "1.0",
+  "truncation": {"direction": "Right", "max_length": 2, "strategy": "LongestFirst", "stride": 0},
+  "padding": null,
+  "added_tokens": [
+    {"id": 0, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+    {"id": 1, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+  ],
+  "normalizer": null,
+  "pre_tokenizer": {"type": "Whitespace"},
+  "post_processor": null,
+  "decoder": null,
+  "model": {"type": "WordLevel", "vocab": {"<s>": 0, "</s>": 1, "a": 2, "b": 3, "<unk>": 4}, "unk_token": "<unk>"}
+}"#;
+
+#[test]
+fn tokenizer_json_reads_its_config_and_never_truncates() {
+    let dir = temp_dir("json-config");
+    std::fs::write(dir.join("tokenizer.json"), TINY_TOKENIZER_JSON).unwrap();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        r#"{"bos_token": "<s>", "eos_token": {"content": "</s>"},
+            "added_tokens_decoder": {"5": {"content": "<|im_end|>", "special": true}}}"#,
+    )
+    .unwrap();
+    let tok = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
+    assert_eq!(tok.encode("a b a b a", false).unwrap(), [2, 3, 2, 3, 2]);
+    assert_eq!(tok.bos_token(), Some((0, "<s>".to_string())));
+    assert_eq!(tok.eos_token(), Some((1, "</s>".to_string())));
+    // The config's extra token is added, special, and ends a turn.
+    assert_eq!(tok.token_to_id("<|im_end|>"), Some(5));
+    assert!(tok.is_special(5));
+    assert_eq!(tok.eos_token_ids(), [1, 5]);
+    assert_eq!(tok.encode("a<|im_end|>", false).unwrap(), [2, 5]);
+    assert!(!tok.add_bos_token());
+}
+
+#[test]
+fn a_config_naming_an_unknown_bos_is_an_error_naming_the_config() {
+    let dir = temp_dir("json-bad-config");
+    std::fs::write(dir.join("tokenizer.json"), TINY_TOKENIZER_JSON).unwrap();
+    let config = dir.join("tokenizer_config.json");
+    std::fs::write(&config, r#"{"bos_token": "<|begin|>"}"#).unwrap();
+    let err = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap_err();
+    assert!(
+        matches!(err, TokenizerError::InvalidConfig { .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(&config.display().to_string()), "{message}");
+    assert!(message.contains("<|begin|>"), "{message}");
+}
+
 #[test]
 fn a_missing_tokenizer_json_is_an_error_naming_the_file() {
     let path = temp_dir("missing").join("tokenizer.json");

@@ -99,6 +99,7 @@ pub struct Tokenizer {
     starts_with_bos: bool,
     /// Number of ids `decode` accepts (model vocabulary plus added tokens).
     vocab_size: usize,
+    /// How `decode` renders ids; see [`Decoding`].
     decoding: Decoding,
 }
 
@@ -179,6 +180,14 @@ impl Tokenizer {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
+        // Prompts are checked against the context length elsewhere; never cut or pad them here.
+        inner
+            .with_truncation(None)
+            .map_err(|e| TokenizerError::InvalidJson {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+            .with_padding(None);
         let config_path = path.with_file_name("tokenizer_config.json");
         let config = TokenizerConfig::read(&config_path)?.unwrap_or_default();
         config.add_missing_tokens(&mut inner, &config_path)?;
@@ -647,6 +656,29 @@ mod tests {
         assert!(tok.add_bos_token());
         assert!(tok.is_special(0) && tok.is_special(3) && !tok.is_special(4));
         assert_eq!(tok.encode("", true).unwrap(), [1]);
+    }
+
+    #[test]
+    fn an_empty_gguf_vocabulary_is_an_error() {
+        use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
+        let metadata = [
+            ("tokenizer.ggml.model", Value::String("llama".into())),
+            ("tokenizer.ggml.tokens", Value::Array(vec![])),
+        ];
+        let content = Content {
+            magic: VersionedMagic::GgufV3,
+            metadata: metadata
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            tensor_infos: Default::default(),
+            tensor_data_offset: 0,
+        };
+        let err = Tokenizer::from_gguf(&content).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "GGUF metadata: `tokenizer.ggml.tokens` is empty"
+        );
     }
 
     #[test]

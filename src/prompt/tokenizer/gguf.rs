@@ -160,10 +160,13 @@ pub(super) fn build(content: &Content, origin: &str) -> Result<Parts, TokenizerE
     let tokens = meta
         .string_array("tokenizer.ggml.tokens")?
         .ok_or_else(|| meta.missing("tokenizer.ggml.tokens"))?;
+    if tokens.is_empty() {
+        return Err(meta.invalid("tokenizer.ggml.tokens", "is empty"));
+    }
     let types = meta.int_array("tokenizer.ggml.token_type", tokens.len())?;
 
     let vocab = vocab(&tokens, &meta)?;
-    let (inner, defaults, decoding) = match model {
+    let (mut inner, defaults, decoding) = match model {
         "gpt2" => gpt2(&meta, vocab)?,
         "llama" => llama(&meta, vocab, &tokens, types.as_deref())?,
         other => {
@@ -173,7 +176,6 @@ pub(super) fn build(content: &Content, origin: &str) -> Result<Parts, TokenizerE
             })
         }
     };
-    let mut inner = inner;
     add_special_tokens(&mut inner, &tokens, types.as_deref(), &meta)?;
 
     let id = |key: &str, default: Option<u32>| -> Result<Option<u32>, TokenizerError> {
