@@ -11,6 +11,7 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candor::output::detokenizer::{Detokenizer, DetokenizerOptions};
 use candor::prompt::tokenizer::{Tokenizer, TokenizerError};
 use serde::Deserialize;
+use tokenizers::{NormalizedString, Normalizer};
 
 fn assets() -> PathBuf {
     match std::env::var_os("CANDOR_ASSETS") {
@@ -84,16 +85,36 @@ fn chat_text(name: &str) -> &'static str {
     }
 }
 
+/// What decoding the ids of `text` must give: `text` itself, except that Qwen3's
+/// tokenizer.json normalizes to NFC (`e\u{301}` comes back as `é`).
+fn round_tripped(name: &str, tok: &Tokenizer, text: &str) -> String {
+    if name != "qwen3" {
+        return text.to_string();
+    }
+    let normalizer = tok
+        .inner()
+        .get_normalizer()
+        .expect("Qwen3 has a normalizer");
+    let mut normalized = NormalizedString::from(text);
+    normalizer.normalize(&mut normalized).unwrap();
+    normalized.get().to_string()
+}
+
 #[test]
 fn decode_of_encode_gives_the_text_back() {
     for (name, tok) in all() {
         for text in texts().iter().map(String::as_str).chain([chat_text(name)]) {
+            let expected = round_tripped(name, &tok, text);
             let ids = tok.encode(text, false).unwrap();
-            assert_eq!(tok.decode(&ids, false).unwrap(), text, "{name}: {ids:?}");
+            assert_eq!(
+                tok.decode(&ids, false).unwrap(),
+                expected,
+                "{name}: {ids:?}"
+            );
             // BOS (Gemma) is special, so skipping special tokens drops exactly it.
             let with_bos = tok.encode(text, true).unwrap();
             if !text.contains('<') {
-                assert_eq!(tok.decode(&with_bos, true).unwrap(), text, "{name}");
+                assert_eq!(tok.decode(&with_bos, true).unwrap(), expected, "{name}");
             }
         }
     }
@@ -118,6 +139,51 @@ fn incremental_detokenization_equals_one_shot_decoding() {
                         );
                         joined.push_str(&delta);
                     }
+                }
+                joined.extend(detok.finish().unwrap());
+                let expected = tok.decode(&ids, skip_special_tokens).unwrap();
+                assert_eq!(
+                    joined, expected,
+                    "{name}, skip {skip_special_tokens}: {ids:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Sequences a model might sample: random ids, many of them byte tokens or pieces of
+/// characters, so the text is often invalid UTF-8.
+#[test]
+fn incremental_detokenization_equals_one_shot_decoding_on_random_ids() {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        // xorshift64
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (name, tok) in all() {
+        let vocab_size = tok.vocab_size() as u64;
+        // Gemma's byte tokens are ids 238..494; the byte-level tokenizers split characters
+        // in ordinary tokens.
+        for round in 0..150 {
+            let len = 1 + next() % 48;
+            let ids: Vec<u32> = (0..len)
+                .map(|_| match (name, next() % 3) {
+                    ("gemma3", 0) if round % 2 == 0 => 238 + (next() % 256) as u32,
+                    _ => (next() % vocab_size) as u32,
+                })
+                .filter(|&id| tok.id_to_token(id).is_some())
+                .collect();
+            for skip_special_tokens in [true, false] {
+                let options = DetokenizerOptions {
+                    skip_special_tokens,
+                };
+                let mut detok = Detokenizer::new(tok.clone(), options);
+                let mut joined = String::new();
+                for &id in &ids {
+                    joined.extend(detok.push(id).unwrap());
                 }
                 joined.extend(detok.finish().unwrap());
                 let expected = tok.decode(&ids, skip_special_tokens).unwrap();
@@ -248,6 +314,60 @@ fn write_gguf(path: &Path, metadata: &[(&str, Value)]) {
     let mut file = std::fs::File::create(path).unwrap();
     let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
     gguf_file::write(&mut file, &metadata, &[]).unwrap();
+}
+
+/// A word-level tokenizer.json that asks for truncation to two tokens.
+const TINY_TOKENIZER_JSON: &str = r#"{
+  "version": "1.0",
+  "truncation": {"direction": "Right", "max_length": 2, "strategy": "LongestFirst", "stride": 0},
+  "padding": null,
+  "added_tokens": [
+    {"id": 0, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+    {"id": 1, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+  ],
+  "normalizer": null,
+  "pre_tokenizer": {"type": "Whitespace"},
+  "post_processor": null,
+  "decoder": null,
+  "model": {"type": "WordLevel", "vocab": {"<s>": 0, "</s>": 1, "a": 2, "b": 3, "<unk>": 4}, "unk_token": "<unk>"}
+}"#;
+
+#[test]
+fn tokenizer_json_reads_its_config_and_never_truncates() {
+    let dir = temp_dir("json-config");
+    std::fs::write(dir.join("tokenizer.json"), TINY_TOKENIZER_JSON).unwrap();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        r#"{"bos_token": "<s>", "eos_token": {"content": "</s>"},
+            "added_tokens_decoder": {"5": {"content": "<|im_end|>", "special": true}}}"#,
+    )
+    .unwrap();
+    let tok = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
+    assert_eq!(tok.encode("a b a b a", false).unwrap(), [2, 3, 2, 3, 2]);
+    assert_eq!(tok.bos_token(), Some((0, "<s>".to_string())));
+    assert_eq!(tok.eos_token(), Some((1, "</s>".to_string())));
+    // The config's extra token is added, special, and ends a turn.
+    assert_eq!(tok.token_to_id("<|im_end|>"), Some(5));
+    assert!(tok.is_special(5));
+    assert_eq!(tok.eos_token_ids(), [1, 5]);
+    assert_eq!(tok.encode("a<|im_end|>", false).unwrap(), [2, 5]);
+    assert!(!tok.add_bos_token());
+}
+
+#[test]
+fn a_config_naming_an_unknown_bos_is_an_error_naming_the_config() {
+    let dir = temp_dir("json-bad-config");
+    std::fs::write(dir.join("tokenizer.json"), TINY_TOKENIZER_JSON).unwrap();
+    let config = dir.join("tokenizer_config.json");
+    std::fs::write(&config, r#"{"bos_token": "<|begin|>"}"#).unwrap();
+    let err = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap_err();
+    assert!(
+        matches!(err, TokenizerError::InvalidConfig { .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(&config.display().to_string()), "{message}");
+    assert!(message.contains("<|begin|>"), "{message}");
 }
 
 #[test]

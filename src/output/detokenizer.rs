@@ -12,10 +12,12 @@
 //!
 //! Text that ends in U+FFFD (an incomplete character) is held back until the character
 //! completes or [`Detokenizer::finish`] flushes it. The deltas join to exactly
-//! `tokenizer.decode(all_ids, skip_special_tokens)` whenever the output is valid UTF-8.
-//! With invalid byte sequences they can differ: `tokenizers`' ByteFallback decoder turns a
-//! whole run of byte tokens into U+FFFDs once any byte in the run is invalid, even bytes
-//! already shown as a valid character, which no stream can take back.
+//! `tokenizer.decode(all_ids, skip_special_tokens)`, invalid UTF-8 included, with two
+//! exceptions: when more than `MAX_PENDING_TOKENS` tokens in a row leave a character
+//! incomplete (held text is then emitted as U+FFFD), and for tokenizer.json files whose
+//! ByteFallback decoder turns a whole run of byte tokens into U+FFFDs once one byte in it is
+//! invalid, even bytes already shown as a valid character. (GGUF SentencePiece tokenizers
+//! decode byte runs locally, see prompt/tokenizer.rs.)
 //!
 //! Stop strings and reasoning tags work on the deltas; they live in stop.rs and reasoning.rs.
 
@@ -142,108 +144,7 @@ fn non_empty(text: String) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
-    use std::collections::HashMap;
-
-    /// A tiny SentencePiece tokenizer (GGUF `llama` model) with byte fallback.
-    fn spm(add_space_prefix: bool) -> Arc<Tokenizer> {
-        let mut tokens = vec!["<unk>", "<s>", "</s>", "<|im_end|>"]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>();
-        let mut types = vec![2, 3, 3, 3];
-        for b in 0..=255u8 {
-            tokens.push(format!("<0x{b:02X}>"));
-            types.push(6);
-        }
-        for t in [
-            "▁", "H", "e", "l", "o", "w", "r", "d", "!", "▁Hello", "▁world",
-        ] {
-            tokens.push(t.to_string());
-            types.push(1);
-        }
-        let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
-        let metadata = HashMap::from([
-            (
-                "tokenizer.ggml.model".to_string(),
-                Value::String("llama".into()),
-            ),
-            ("tokenizer.ggml.tokens".to_string(), strings(tokens)),
-            (
-                "tokenizer.ggml.token_type".to_string(),
-                Value::Array(types.into_iter().map(Value::I32).collect()),
-            ),
-            (
-                "tokenizer.ggml.scores".to_string(),
-                Value::Array(scores_values(scores)),
-            ),
-            (
-                "tokenizer.ggml.add_space_prefix".to_string(),
-                Value::Bool(add_space_prefix),
-            ),
-        ]);
-        Arc::new(Tokenizer::from_gguf(&content(metadata)).unwrap())
-    }
-
-    /// A tiny byte-level BPE tokenizer (GGUF `gpt2` model) whose tokens split `é` and `€`.
-    fn byte_level() -> Arc<Tokenizer> {
-        // Byte-level alphabet: é = C3 A9 -> "Ã©", € = E2 82 AC -> "âĤ¬", space -> "Ġ".
-        let tokens = [
-            "<|im_end|>",
-            "Ã",
-            "©",
-            "â",
-            "Ĥ",
-            "¬",
-            "Ġ",
-            "a",
-            "b",
-            "Ġa",
-            "âĤ",
-        ];
-        let mut types = vec![1; tokens.len()];
-        types[0] = 3;
-        let metadata = HashMap::from([
-            (
-                "tokenizer.ggml.model".to_string(),
-                Value::String("gpt2".into()),
-            ),
-            (
-                "tokenizer.ggml.pre".to_string(),
-                Value::String("gpt-2".into()),
-            ),
-            (
-                "tokenizer.ggml.tokens".to_string(),
-                strings(tokens.map(String::from).to_vec()),
-            ),
-            (
-                "tokenizer.ggml.token_type".to_string(),
-                Value::Array(types.into_iter().map(Value::I32).collect()),
-            ),
-            (
-                "tokenizer.ggml.merges".to_string(),
-                strings(vec!["Ġ a".to_string(), "â Ĥ".to_string()]),
-            ),
-        ]);
-        Arc::new(Tokenizer::from_gguf(&content(metadata)).unwrap())
-    }
-
-    fn strings(values: Vec<String>) -> Value {
-        Value::Array(values.into_iter().map(Value::String).collect())
-    }
-
-    fn scores_values(scores: Vec<f32>) -> Vec<Value> {
-        scores.into_iter().map(Value::F32).collect()
-    }
-
-    fn content(metadata: HashMap<String, Value>) -> Content {
-        Content {
-            magic: VersionedMagic::GgufV3,
-            metadata,
-            tensor_infos: HashMap::new(),
-            tensor_data_offset: 0,
-        }
-    }
+    use crate::prompt::tokenizer::test_support::{byte_level, spm};
 
     fn ids(tokenizer: &Tokenizer, tokens: &[&str]) -> Vec<u32> {
         tokens
@@ -343,6 +244,16 @@ mod tests {
                 None
             ]
         );
+        assert_eq!(joined(&out), tok.decode(&ids, true).unwrap());
+    }
+
+    #[test]
+    fn valid_bytes_next_to_invalid_ones_survive() {
+        let tok = spm(false);
+        // `_` then a lead byte with no continuation: one invalid sequence, then `!`.
+        let ids = ids(&tok, &["<0x5F>", "<0xE2>", "<0x82>", "!"]);
+        let out = deltas(&tok, &ids, true);
+        assert_eq!(out, [some("_"), None, None, some("\u{FFFD}!"), None]);
         assert_eq!(joined(&out), tok.decode(&ids, true).unwrap());
     }
 

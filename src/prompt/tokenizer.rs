@@ -12,16 +12,16 @@
 
 mod gguf;
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 use serde::Deserialize;
 use tokenizers::AddedToken;
 
-/// Texts of end-of-turn tokens, in the order they are looked for when a file does not name
-/// its end-of-turn token (the list llama.cpp uses for `special_eot_id`, src/llama-vocab.cpp).
+/// Texts of end-of-turn tokens: a special token with one of these texts ends generation even
+/// when the file does not name it (llama.cpp's `special_eot_id` list, src/llama-vocab.cpp).
 const END_OF_TURN_TOKENS: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
@@ -95,8 +95,30 @@ pub struct Tokenizer {
     /// through its own post-processor, so both stay false there.
     add_bos: bool,
     add_eos: bool,
+    /// Whether `encode(.., add_special_tokens = true)` starts with BOS, by either route.
+    starts_with_bos: bool,
     /// Number of ids `decode` accepts (model vocabulary plus added tokens).
     vocab_size: usize,
+    /// How `decode` renders ids; see [`Decoding`].
+    decoding: Decoding,
+}
+
+/// How `decode` turns ids into text.
+#[derive(Debug, Clone)]
+enum Decoding {
+    /// The tokenizer's own decoder (tokenizer.json, GGUF `gpt2`).
+    Inner,
+    /// GGUF `llama` (SentencePiece): pieces joined as bytes, `▁` as a space and byte tokens
+    /// as their byte, then invalid UTF-8 replaced by U+FFFD per invalid sequence, as
+    /// llama.cpp's pieces would be. `tokenizers`' ByteFallback decoder instead turns a whole
+    /// run of byte tokens into U+FFFDs when one byte is invalid, valid neighbours included,
+    /// which no incremental detokenizer can reproduce.
+    SentencePiece {
+        /// The byte each `<0xNN>` token stands for.
+        byte_tokens: HashMap<u32, u8>,
+        /// Drop the leading space `add_space_prefix` put before the first word.
+        strip_leading_space: bool,
+    },
 }
 
 /// What a tokenizer source yields before the common bookkeeping in [`Tokenizer::assemble`].
@@ -109,6 +131,7 @@ struct Parts {
     eom: Option<u32>,
     add_bos: bool,
     add_eos: bool,
+    decoding: Decoding,
 }
 
 impl Tokenizer {
@@ -127,43 +150,44 @@ impl Tokenizer {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => false,
             Err(e) => return Err(read_error(e)),
         };
+        file.rewind().map_err(read_error)?;
         if is_gguf {
-            Self::from_gguf_file(path)
+            let content =
+                gguf_file::Content::read(&mut std::io::BufReader::new(file)).map_err(|e| {
+                    TokenizerError::InvalidGguf {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }
+                })?;
+            let origin = path.display().to_string();
+            Ok(Self::assemble(gguf::build(&content, &origin)?))
         } else {
-            Self::from_json_file(path)
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(read_error)?;
+            Self::from_json(path, &bytes)
         }
     }
 
     /// Builds a tokenizer from the `tokenizer.ggml.*` metadata of a GGUF file.
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, TokenizerError> {
-        Self::assemble(gguf::build(content, "GGUF metadata")?)
+        Ok(Self::assemble(gguf::build(content, "GGUF metadata")?))
     }
 
-    fn from_gguf_file(path: &Path) -> Result<Self, TokenizerError> {
-        let file = std::fs::File::open(path).map_err(|source| TokenizerError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let content =
-            gguf_file::Content::read(&mut std::io::BufReader::new(file)).map_err(|e| {
-                TokenizerError::InvalidGguf {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                }
-            })?;
-        Self::assemble(gguf::build(&content, &path.display().to_string())?)
-    }
-
-    fn from_json_file(path: &Path) -> Result<Self, TokenizerError> {
-        let bytes = std::fs::read(path).map_err(|source| TokenizerError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    /// Builds a tokenizer from the bytes of the tokenizer.json at `path`.
+    fn from_json(path: &Path, bytes: &[u8]) -> Result<Self, TokenizerError> {
         let mut inner =
-            tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| TokenizerError::InvalidJson {
+            tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| TokenizerError::InvalidJson {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
+        // Prompts are checked against the context length elsewhere; never cut or pad them here.
+        inner
+            .with_truncation(None)
+            .map_err(|e| TokenizerError::InvalidJson {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+            .with_padding(None);
         let config_path = path.with_file_name("tokenizer_config.json");
         let config = TokenizerConfig::read(&config_path)?.unwrap_or_default();
         config.add_missing_tokens(&mut inner, &config_path)?;
@@ -182,7 +206,7 @@ impl Tokenizer {
             };
         let bos = lookup(&config.bos_token, "bos_token")?;
         let eos = lookup(&config.eos_token, "eos_token")?;
-        Self::assemble(Parts {
+        Ok(Self::assemble(Parts {
             inner,
             bos,
             eos,
@@ -190,11 +214,12 @@ impl Tokenizer {
             eom: None,
             add_bos: false,
             add_eos: false,
-        })
+            decoding: Decoding::Inner,
+        }))
     }
 
     /// Common bookkeeping: special ids, end-of-generation ids, vocabulary size.
-    fn assemble(parts: Parts) -> Result<Self, TokenizerError> {
+    fn assemble(parts: Parts) -> Self {
         let inner = parts.inner;
         let special_ids: HashSet<u32> = inner
             .get_added_tokens_decoder()
@@ -207,24 +232,18 @@ impl Tokenizer {
         let eos = parts.eos.and_then(with_text);
 
         // EOS first, then what the source names, then the special tokens whose text marks an
-        // end of turn (as llama.cpp does when a file does not name them).
-        let eot = parts.eot.or_else(|| {
-            END_OF_TURN_TOKENS
-                .iter()
-                .filter_map(|text| inner.token_to_id(text))
-                .find(|id| special_ids.contains(id))
-        });
-        let mut eos_ids = Vec::new();
+        // end of turn or message (as llama.cpp does when a file does not name them).
         let by_text = END_OF_TURN_TOKENS
             .iter()
             .chain([&END_OF_MESSAGE_TOKEN])
             .filter_map(|text| inner.token_to_id(text))
             .filter(|id| special_ids.contains(id));
+        let mut eos_ids = Vec::new();
         for id in eos
             .as_ref()
             .map(|(id, _)| *id)
             .into_iter()
-            .chain(eot)
+            .chain(parts.eot)
             .chain(parts.eom)
             .chain(by_text)
         {
@@ -233,8 +252,16 @@ impl Tokenizer {
             }
         }
 
+        let starts_with_bos = match &bos {
+            Some(_) if parts.add_bos => true,
+            // A tokenizer.json adds BOS through its post-processor, if at all.
+            Some((bos, _)) => inner
+                .encode_fast("", true)
+                .is_ok_and(|encoding| encoding.get_ids().first() == Some(bos)),
+            None => false,
+        };
         let vocab_size = inner.get_vocab_size(true);
-        let tokenizer = Self {
+        Self {
             inner,
             bos,
             eos,
@@ -242,9 +269,10 @@ impl Tokenizer {
             special_ids,
             add_bos: parts.add_bos,
             add_eos: parts.add_eos,
+            starts_with_bos,
             vocab_size,
-        };
-        Ok(tokenizer)
+            decoding: parts.decoding,
+        }
     }
 
     /// Token ids for `text`. Special-token text in `text` always becomes the special id.
@@ -277,9 +305,33 @@ impl Tokenizer {
                 vocab_size: self.vocab_size,
             });
         }
-        self.inner
-            .decode(ids, skip_special_tokens)
-            .map_err(|e| TokenizerError::Decode(e.to_string()))
+        let Decoding::SentencePiece {
+            byte_tokens,
+            strip_leading_space,
+        } = &self.decoding
+        else {
+            return self
+                .inner
+                .decode(ids, skip_special_tokens)
+                .map_err(|e| TokenizerError::Decode(e.to_string()));
+        };
+        let mut bytes = Vec::with_capacity(ids.len() * 4);
+        for &id in ids {
+            if skip_special_tokens && self.special_ids.contains(&id) {
+                continue;
+            }
+            match (byte_tokens.get(&id), self.inner.id_to_token(id)) {
+                (Some(&byte), _) => bytes.push(byte),
+                (None, Some(piece)) => bytes.extend_from_slice(piece.replace('▁', " ").as_bytes()),
+                (None, None) => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let text = match text.strip_prefix(' ') {
+            Some(rest) if *strip_leading_space => rest,
+            _ => &text,
+        };
+        Ok(text.to_string())
     }
 
     /// The id of a token given by its vocabulary text (`Ġhello`, `▁hello`, `<|im_end|>`).
@@ -315,14 +367,7 @@ impl Tokenizer {
 
     /// Whether `encode(.., add_special_tokens = true)` starts with BOS.
     pub fn add_bos_token(&self) -> bool {
-        if self.add_bos {
-            return self.bos.is_some();
-        }
-        // A tokenizer.json adds BOS through its post-processor, if at all.
-        match (&self.bos, self.inner.encode_fast("", true)) {
-            (Some((bos, _)), Ok(encoding)) => encoding.get_ids().first() == Some(bos),
-            _ => false,
-        }
+        self.starts_with_bos
     }
 
     /// Whether `id` is a special token (control tokens such as BOS or `<|im_start|>`), which
@@ -441,6 +486,121 @@ impl TokenizerConfig {
     }
 }
 
+/// Tiny GGUF tokenizers for unit tests, here and in output/.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Tokenizer;
+    use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    /// A tiny SentencePiece tokenizer (GGUF `llama` model) with byte fallback.
+    pub(crate) fn spm(add_space_prefix: bool) -> Arc<Tokenizer> {
+        let mut tokens = vec!["<unk>", "<s>", "</s>", "<|im_end|>"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        let mut types = vec![2, 3, 3, 3];
+        for b in 0..=255u8 {
+            tokens.push(format!("<0x{b:02X}>"));
+            types.push(6);
+        }
+        // Each merged token is reachable by merging two tokens, best score (earliest) first.
+        let normal = [
+            "▁", "H", "e", "l", "o", "w", "r", "d", "!", "ll", "He", "llo", "Hello", "▁Hello",
+            "▁w", "or", "ld", "▁wor", "▁world",
+        ];
+        for t in normal {
+            tokens.push(t.to_string());
+            types.push(1);
+        }
+        // A user-defined token, as Gemma has for runs of newlines and spaces.
+        tokens.push("\n\n".to_string());
+        types.push(4);
+        let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
+        let metadata = HashMap::from([
+            (
+                "tokenizer.ggml.model".to_string(),
+                Value::String("llama".into()),
+            ),
+            ("tokenizer.ggml.tokens".to_string(), strings(tokens)),
+            (
+                "tokenizer.ggml.token_type".to_string(),
+                Value::Array(types.into_iter().map(Value::I32).collect()),
+            ),
+            (
+                "tokenizer.ggml.scores".to_string(),
+                Value::Array(scores_values(scores)),
+            ),
+            (
+                "tokenizer.ggml.add_space_prefix".to_string(),
+                Value::Bool(add_space_prefix),
+            ),
+        ]);
+        Arc::new(Tokenizer::from_gguf(&content(metadata)).unwrap())
+    }
+
+    /// A tiny byte-level BPE tokenizer (GGUF `gpt2` model) whose tokens split `é` and `€`.
+    pub(crate) fn byte_level() -> Arc<Tokenizer> {
+        // Byte-level alphabet: é = C3 A9 -> "Ã©", € = E2 82 AC -> "âĤ¬", space -> "Ġ".
+        let tokens = [
+            "<|im_end|>",
+            "Ã",
+            "©",
+            "â",
+            "Ĥ",
+            "¬",
+            "Ġ",
+            "a",
+            "b",
+            "Ġa",
+            "âĤ",
+        ];
+        let mut types = vec![1; tokens.len()];
+        types[0] = 3;
+        let metadata = HashMap::from([
+            (
+                "tokenizer.ggml.model".to_string(),
+                Value::String("gpt2".into()),
+            ),
+            (
+                "tokenizer.ggml.pre".to_string(),
+                Value::String("gpt-2".into()),
+            ),
+            (
+                "tokenizer.ggml.tokens".to_string(),
+                strings(tokens.map(String::from).to_vec()),
+            ),
+            (
+                "tokenizer.ggml.token_type".to_string(),
+                Value::Array(types.into_iter().map(Value::I32).collect()),
+            ),
+            (
+                "tokenizer.ggml.merges".to_string(),
+                strings(vec!["Ġ a".to_string(), "â Ĥ".to_string()]),
+            ),
+        ]);
+        Arc::new(Tokenizer::from_gguf(&content(metadata)).unwrap())
+    }
+
+    fn strings(values: Vec<String>) -> Value {
+        Value::Array(values.into_iter().map(Value::String).collect())
+    }
+
+    fn scores_values(scores: Vec<f32>) -> Vec<Value> {
+        scores.into_iter().map(Value::F32).collect()
+    }
+
+    fn content(metadata: HashMap<String, Value>) -> Content {
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +613,72 @@ mod tests {
         .unwrap();
         assert_eq!(config.bos_token.unwrap().content(), "<s>");
         assert_eq!(config.eos_token.unwrap().content(), "</s>");
+    }
+
+    fn names(tok: &Tokenizer, ids: &[u32]) -> Vec<String> {
+        ids.iter().map(|&id| tok.id_to_token(id).unwrap()).collect()
+    }
+
+    #[test]
+    fn sentencepiece_merges_by_score_after_a_space_prefix() {
+        let tok = test_support::spm(true);
+        let ids = tok.encode("Hello world", false).unwrap();
+        assert_eq!(names(&tok, &ids), ["▁Hello", "▁world"]);
+        assert_eq!(tok.decode(&ids, false).unwrap(), "Hello world");
+        // As in llama.cpp, the text after a special token gets its own space prefix.
+        let ids = tok.encode("Hello<|im_end|>world", true).unwrap();
+        assert_eq!(names(&tok, &ids), ["<s>", "▁Hello", "<|im_end|>", "▁world"]);
+    }
+
+    #[test]
+    fn sentencepiece_falls_back_to_bytes() {
+        let tok = test_support::spm(false);
+        let ids = tok.encode("€!", false).unwrap();
+        assert_eq!(names(&tok, &ids), ["<0xE2>", "<0x82>", "<0xAC>", "!"]);
+        assert_eq!(tok.decode(&ids, false).unwrap(), "€!");
+    }
+
+    #[test]
+    fn user_defined_tokens_are_cut_out_but_not_special() {
+        let tok = test_support::spm(false);
+        let ids = tok.encode("Hello\n\n world", false).unwrap();
+        assert_eq!(names(&tok, &ids), ["Hello", "\n\n", "▁world"]);
+        assert!(!tok.is_special(ids[1]));
+        assert_eq!(tok.decode(&ids, true).unwrap(), "Hello\n\n world");
+    }
+
+    #[test]
+    fn llama_defaults_name_bos_eos_and_end_of_turn() {
+        let tok = test_support::spm(true);
+        assert_eq!(tok.bos_token(), Some((1, "<s>".to_string())));
+        assert_eq!(tok.eos_token(), Some((2, "</s>".to_string())));
+        assert_eq!(tok.eos_token_ids(), [2, 3]);
+        assert!(tok.add_bos_token());
+        assert!(tok.is_special(0) && tok.is_special(3) && !tok.is_special(4));
+        assert_eq!(tok.encode("", true).unwrap(), [1]);
+    }
+
+    #[test]
+    fn an_empty_gguf_vocabulary_is_an_error() {
+        use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
+        let metadata = [
+            ("tokenizer.ggml.model", Value::String("llama".into())),
+            ("tokenizer.ggml.tokens", Value::Array(vec![])),
+        ];
+        let content = Content {
+            magic: VersionedMagic::GgufV3,
+            metadata: metadata
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            tensor_infos: Default::default(),
+            tensor_data_offset: 0,
+        };
+        let err = Tokenizer::from_gguf(&content).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "GGUF metadata: `tokenizer.ggml.tokens` is empty"
+        );
     }
 
     #[test]

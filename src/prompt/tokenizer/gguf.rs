@@ -15,7 +15,7 @@
 //! (Gemma's `\n\n`, runs of spaces, HTML tags) are plain added tokens: all are cut out of the
 //! raw text before the model sees it, as llama.cpp's `tokenizer_st_partition` does.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::decoders::byte_fallback::ByteFallback;
@@ -30,7 +30,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PreTokenizerWrapper};
 use tokenizers::{SplitDelimiterBehavior, Tokenizer as HfTokenizer};
 
-use super::{Parts, TokenizerError};
+use super::{Decoding, Parts, TokenizerError};
 
 /// SentencePiece's escaped space (U+2581).
 const SPIECE_SPACE: &str = "\u{2581}";
@@ -39,6 +39,7 @@ const SPIECE_SPACE: &str = "\u{2581}";
 const TOKEN_TYPE_UNKNOWN: i64 = 2;
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+const TOKEN_TYPE_BYTE: i64 = 6;
 
 /// The GPT-2 split: contractions, letters, digits, other symbols, each with an optional
 /// leading space, and whitespace runs that leave the last space to the next word.
@@ -159,12 +160,15 @@ pub(super) fn build(content: &Content, origin: &str) -> Result<Parts, TokenizerE
     let tokens = meta
         .string_array("tokenizer.ggml.tokens")?
         .ok_or_else(|| meta.missing("tokenizer.ggml.tokens"))?;
+    if tokens.is_empty() {
+        return Err(meta.invalid("tokenizer.ggml.tokens", "is empty"));
+    }
     let types = meta.int_array("tokenizer.ggml.token_type", tokens.len())?;
 
     let vocab = vocab(&tokens, &meta)?;
-    let (inner, defaults) = match model {
+    let (mut inner, defaults, decoding) = match model {
         "gpt2" => gpt2(&meta, vocab)?,
-        "llama" => llama(&meta, vocab, &tokens)?,
+        "llama" => llama(&meta, vocab, &tokens, types.as_deref())?,
         other => {
             return Err(TokenizerError::UnsupportedModel {
                 origin: origin.to_string(),
@@ -172,7 +176,6 @@ pub(super) fn build(content: &Content, origin: &str) -> Result<Parts, TokenizerE
             })
         }
     };
-    let mut inner = inner;
     add_special_tokens(&mut inner, &tokens, types.as_deref(), &meta)?;
 
     let id = |key: &str, default: Option<u32>| -> Result<Option<u32>, TokenizerError> {
@@ -213,6 +216,7 @@ pub(super) fn build(content: &Content, origin: &str) -> Result<Parts, TokenizerE
         eom,
         add_bos,
         add_eos,
+        decoding,
     })
 }
 
@@ -237,7 +241,10 @@ fn vocab(tokens: &[String], meta: &Metadata) -> Result<Vocab, TokenizerError> {
 }
 
 /// Byte-level BPE with the file's merges and a pre-tokenizer chosen by `tokenizer.ggml.pre`.
-fn gpt2(meta: &Metadata, vocab: Vocab) -> Result<(HfTokenizer, Defaults), TokenizerError> {
+fn gpt2(
+    meta: &Metadata,
+    vocab: Vocab,
+) -> Result<(HfTokenizer, Defaults, Decoding), TokenizerError> {
     // llama.cpp warns and falls back to "default" when the key is missing.
     let pre = meta.string("tokenizer.ggml.pre")?.unwrap_or("default");
     let kind = PRE_TOKENIZERS
@@ -287,6 +294,7 @@ fn gpt2(meta: &Metadata, vocab: Vocab) -> Result<(HfTokenizer, Defaults), Tokeni
             eos: None,
             add_bos: kind.add_bos,
         },
+        Decoding::Inner,
     ))
 }
 
@@ -327,7 +335,8 @@ fn llama(
     meta: &Metadata,
     vocab: Vocab,
     tokens: &[String],
-) -> Result<(HfTokenizer, Defaults), TokenizerError> {
+    types: Option<&[i64]>,
+) -> Result<(HfTokenizer, Defaults, Decoding), TokenizerError> {
     let scores = meta.float_array("tokenizer.ggml.scores", tokens.len())?;
     // llama.cpp scores every token 0 when the file has no scores.
     let scores = scores.unwrap_or_else(|| vec![0.0; tokens.len()]);
@@ -376,6 +385,10 @@ fn llama(
         .with_normalizer(Some(NormalizerSequence::new(normalizers)))
         .map_err(|e| meta.build_error(e))?;
     inner.with_decoder(Some(DecoderSequence::new(decoders)));
+    let decoding = Decoding::SentencePiece {
+        byte_tokens: byte_tokens(tokens, types),
+        strip_leading_space: add_space_prefix,
+    };
     Ok((
         inner,
         Defaults {
@@ -383,7 +396,24 @@ fn llama(
             eos: Some(2),
             add_bos: true,
         },
+        decoding,
     ))
+}
+
+/// The byte of every `<0xNN>` byte token (by type, or by text when the file has no types).
+fn byte_tokens(tokens: &[String], types: Option<&[i64]>) -> HashMap<u32, u8> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| types.is_none_or(|types| types[*id] == TOKEN_TYPE_BYTE))
+        .filter_map(|(id, text)| {
+            let hex = text.strip_prefix("<0x")?.strip_suffix('>')?;
+            let byte = u8::from_str_radix(hex, 16)
+                .ok()
+                .filter(|_| hex.len() == 2)?;
+            Some((id as u32, byte))
+        })
+        .collect()
 }
 
 /// BPE merges that reproduce SentencePiece merging by score: for every token, every split
@@ -617,7 +647,6 @@ fn split_with(pre: &str, text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn every_pre_tokenizer_regex_compiles() {
