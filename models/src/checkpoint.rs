@@ -82,7 +82,9 @@ impl Checkpoint {
             .tensor_infos
             .get("token_embd.weight")
             .map(|t| t.shape.dims()[0]);
-        let config = meta.model_config()?;
+        let mut config = meta.model_config()?;
+        // llama.cpp drops output.weight when it equals the embeddings.
+        config.tie_word_embeddings = !content.tensor_infos.contains_key("output.weight");
         config.validate()?;
         Ok(Self {
             path: path.to_path_buf(),

@@ -1,0 +1,158 @@
+//! Real models against llama.cpp: SmolLM2-135M-Instruct (Q4_1) and Gemma 3 270M
+//! (Q4_K_M), the GGUF files from PyPI (scripts/fetch-test-assets.sh).
+//!
+//! tests/fixtures/llamacpp/*.json (scripts/gen_llamacpp_reference.py) hold, for raw and
+//! chat-templated prompts, the prompt ids llama.cpp was given and its greedy
+//! continuation. candor must first produce the very same prompt ids from the same text
+//! or messages (its tokenizer and chat template), then the same greedy tokens.
+//!
+//! Where the two engines pick different tokens, the test accepts it only at a near-tie:
+//! both engines' top two logits within NEAR_TIE of each other at that step. After such a
+//! point the continuations legitimately differ, so comparison of that case stops there.
+
+use candor::prompt::template::RenderOptions;
+use candor::runtime::{Runtime, RuntimeConfig};
+use candor_models::{ContiguousCache, LogitsFor, Sequence};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Both engines quantize activations to 8 bits for the integer dot products, in a different
+/// order of summation; logits differ by a few hundredths, so closer calls can flip.
+const NEAR_TIE: f32 = 0.15;
+/// The issue asks for at least this many identical tokens unless a near-tie explains a split.
+const REQUIRED: usize = 32;
+
+fn assets() -> PathBuf {
+    std::env::var_os("CANDOR_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets"))
+}
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/llamacpp/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn load(file: &str) -> Runtime {
+    let path = assets().join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/fetch-test-assets.sh` first",
+        path.display()
+    );
+    Runtime::load(&RuntimeConfig {
+        model: path,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// Greedy continuation with the top-1 / top-2 gap at each step.
+fn greedy(rt: &Runtime, prompt: &[u32], steps: usize) -> Vec<(u32, f32, Vec<f32>)> {
+    let model = &rt.model;
+    let mut cache = ContiguousCache::new(model.config().num_layers);
+    let mut out = Vec::new();
+    let mut tokens = prompt.to_vec();
+    let mut start = 0;
+    for _ in 0..steps {
+        let logits = model
+            .forward(&mut [Sequence {
+                tokens: &tokens[start..],
+                start_pos: start,
+                cache: &mut cache,
+                logits: LogitsFor::Last,
+            }])
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        order.select_nth_unstable_by(1, |&a, &b| logits[b].total_cmp(&logits[a]));
+        let (best, second) = if logits[order[0]] >= logits[order[1]] {
+            (order[0], order[1])
+        } else {
+            (order[1], order[0])
+        };
+        start = tokens.len();
+        tokens.push(best as u32);
+        out.push((best as u32, logits[best] - logits[second], logits));
+    }
+    out
+}
+
+fn compare(name: &str, file: &str) {
+    let fx = fixture(name);
+    let rt = load(file);
+    let steps = fx["steps"].as_u64().unwrap() as usize;
+    let mut report = Vec::new();
+    for (ci, case) in fx["cases"].as_array().unwrap().iter().enumerate() {
+        let expected_prompt = ids(&case["prompt_ids"]);
+        let prompt = match case["kind"].as_str().unwrap() {
+            "raw" => rt.tokenizer.encode(case["prompt"].as_str().unwrap(), true).unwrap(),
+            _ => {
+                let messages = case["messages"].as_array().unwrap().clone();
+                let opts = RenderOptions {
+                    add_generation_prompt: true,
+                    ..RenderOptions::default()
+                };
+                let text = rt.template.as_ref().unwrap().render(&messages, &opts).unwrap();
+                assert_eq!(text, case["rendered"].as_str().unwrap(), "{name} case {ci}: rendered prompt");
+                rt.tokenizer.encode(&text, false).unwrap()
+            }
+        };
+        assert_eq!(prompt, expected_prompt, "{name} case {ci}: prompt ids differ from llama.cpp's input");
+
+        let theirs = ids(&case["continuation"]);
+        let their_gaps: Vec<f32> = case["top2_gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_f64().unwrap() as f32)
+            .collect();
+        let ours = greedy(&rt, &prompt, steps);
+        let mut agreed = steps;
+        for (i, (tok, gap, logits)) in ours.iter().enumerate() {
+            if *tok == theirs[i] {
+                continue;
+            }
+            // Our logit margin between our pick and theirs, and theirs between their top two.
+            let our_margin = logits[*tok as usize] - logits[theirs[i] as usize];
+            let their_gap = their_gaps[i];
+            assert!(
+                our_margin <= NEAR_TIE && their_gap <= NEAR_TIE,
+                "{name} case {ci}: token {i} differs (candor {tok}, llama.cpp {}) and it is no near-tie: \
+                 candor prefers its token by {our_margin:.4}, llama.cpp its own by {their_gap:.4} \
+                 (our top-2 gap {gap:.4})",
+                theirs[i]
+            );
+            agreed = i;
+            report.push(format!(
+                "{name} case {ci}: near-tie at token {i}: candor margin {our_margin:.4}, llama.cpp gap {their_gap:.4}"
+            ));
+            break;
+        }
+        if agreed == steps {
+            report.push(format!("{name} case {ci}: all {steps} tokens identical"));
+        } else if agreed < REQUIRED {
+            report.push(format!(
+                "{name} case {ci}: diverged before {REQUIRED} tokens, explained by the near-tie above"
+            ));
+        }
+    }
+    println!("{}", report.join("\n"));
+}
+
+#[test]
+fn smollm2_matches_llama_cpp() {
+    compare("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf");
+}
+
+#[test]
+fn gemma3_matches_llama_cpp() {
+    compare("gemma3", "gemma-3-270m-q4_k_m.gguf");
+}
