@@ -3,8 +3,9 @@
 
 For SmolLM2-135M-Instruct (Q4_1) and Gemma 3 270M (Q4_K_M), and several fixed prompts,
 raw and chat-templated, records the prompt token ids handed to llama.cpp and the ids of
-its greedy continuation (EOS ignored), plus at each step the gap between the two best
-logits, so that a test can tell a real divergence from a near-tie.
+its greedy continuation (EOS ignored), plus at each step llama.cpp's best logits, so that
+a test can measure how far the two engines' logits are apart and tell a real divergence
+from a near-tie.
 
 Chat prompts are rendered with Jinja like transformers does (trim_blocks,
 lstrip_blocks) from the template candor uses for the model (SmolLM2's from the GGUF,
@@ -68,18 +69,22 @@ def render(template: str, messages, bos: str, eos: str) -> str:
     )
 
 
-def greedy(llm: Llama, ids: list[int]) -> tuple[list[int], list[float]]:
+TOP = 8
+
+
+def greedy(llm: Llama, ids: list[int]) -> tuple[list[int], list[list[list[float]]]]:
+    """Greedy tokens, and at each step llama.cpp's TOP best (id, logit) pairs."""
     llm.reset()
     llm.eval(ids)
-    out, gaps = [], []
+    out, tops = [], []
     for _ in range(STEPS):
         logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float32)
-        top2 = np.argsort(logits)[-2:]
-        tok = int(top2[1])
+        best = np.argsort(-logits, kind="stable")[:TOP]
+        tok = int(best[0])
         out.append(tok)
-        gaps.append(float(logits[top2[1]] - logits[top2[0]]))
+        tops.append([[int(i), round(float(logits[i]), 5)] for i in best])
         llm.eval([tok])
-    return out, gaps
+    return out, tops
 
 
 def main() -> None:
@@ -110,7 +115,7 @@ def main() -> None:
             ids = llm.tokenize(text.encode(), add_bos=False, special=True)
             cases.append({"kind": "chat", "messages": messages, "rendered": text, "prompt_ids": ids})
         for case in cases:
-            case["continuation"], case["top2_gaps"] = greedy(llm, case["prompt_ids"])
+            case["continuation"], case["top_logits"] = greedy(llm, case["prompt_ids"])
             case["continuation_text"] = llm.detokenize(case["continuation"]).decode("utf-8", "replace")
             print(f"{name} {case['kind']}: {case['continuation_text'][:70]!r}")
         (OUT / f"{name}.json").write_text(

@@ -32,8 +32,9 @@ pub fn parse_device(spec: &str) -> Result<Device, DeviceError> {
             if !candle_core::utils::cuda_is_available() {
                 return Err(DeviceError::Unavailable {
                     device: spec.clone(),
-                    message: "this build of candor has no CUDA support (build with --features cuda)"
-                        .into(),
+                    message:
+                        "this build of candor has no CUDA support (build with --features cuda)"
+                            .into(),
                 });
             }
             Device::new_cuda(ordinal).map_err(unavailable)
@@ -42,8 +43,9 @@ pub fn parse_device(spec: &str) -> Result<Device, DeviceError> {
             if !candle_core::utils::metal_is_available() {
                 return Err(DeviceError::Unavailable {
                     device: spec.clone(),
-                    message: "this build of candor has no Metal support (build with --features metal)"
-                        .into(),
+                    message:
+                        "this build of candor has no Metal support (build with --features metal)"
+                            .into(),
                 });
             }
             Device::new_metal(ordinal).map_err(unavailable)

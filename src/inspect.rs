@@ -1,7 +1,7 @@
 //! `candor inspect`: what a checkpoint holds, read from its headers only.
 
-use candor_models::checkpoint::{Checkpoint, Format};
 use candle_core::quantized::gguf_file::Value;
+use candor_models::checkpoint::{Checkpoint, Format};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -20,7 +20,11 @@ pub fn report(ckpt: &Checkpoint) -> String {
             let _ = writeln!(w, "parameters:      unknown ({e})");
         }
     }
-    let _ = writeln!(w, "weights:         {:.1} MiB", ckpt.weight_bytes() as f64 / (1 << 20) as f64);
+    let _ = writeln!(
+        w,
+        "weights:         {:.1} MiB",
+        ckpt.weight_bytes() as f64 / (1 << 20) as f64
+    );
     let _ = writeln!(
         w,
         "layers:          {} (hidden {}, mlp {}, heads {} / kv {}, head_dim {})",
@@ -28,10 +32,15 @@ pub fn report(ckpt: &Checkpoint) -> String {
     );
     let _ = writeln!(w, "vocabulary:      {}", c.vocab_size);
     let _ = writeln!(w, "context length:  {}", c.max_position_embeddings);
-    let _ = writeln!(w, "rope:            theta {}{}", c.rope.theta, match &c.rope.scaling {
-        Some(s) => format!(", scaling {s:?}"),
-        None => String::new(),
-    });
+    let _ = writeln!(
+        w,
+        "rope:            theta {}{}",
+        c.rope.theta,
+        match &c.rope.scaling {
+            Some(s) => format!(", scaling {s:?}"),
+            None => String::new(),
+        }
+    );
     if let (Some(win), Some(local)) = (c.sliding_window, &c.rope_local) {
         let sliding = c.sliding_layers.iter().filter(|s| **s).count();
         let _ = writeln!(
@@ -73,10 +82,22 @@ pub fn report(ckpt: &Checkpoint) -> String {
                 s("tokenizer.ggml.model").unwrap_or_else(|| "none".into()),
                 s("tokenizer.ggml.pre").unwrap_or_else(|| "-".into())
             );
-            let _ = writeln!(w, "bos token:       {}", token(id("tokenizer.ggml.bos_token_id")));
-            let _ = writeln!(w, "eos token:       {}", token(id("tokenizer.ggml.eos_token_id")));
+            let _ = writeln!(
+                w,
+                "bos token:       {}",
+                token(id("tokenizer.ggml.bos_token_id"))
+            );
+            let _ = writeln!(
+                w,
+                "eos token:       {}",
+                token(id("tokenizer.ggml.eos_token_id"))
+            );
             if md.contains_key("tokenizer.ggml.eot_token_id") {
-                let _ = writeln!(w, "eot token:       {}", token(id("tokenizer.ggml.eot_token_id")));
+                let _ = writeln!(
+                    w,
+                    "eot token:       {}",
+                    token(id("tokenizer.ggml.eot_token_id"))
+                );
             }
             let template = match md.get("tokenizer.chat_template") {
                 Some(Value::String(t)) => format!("present ({} characters)", t.len()),
@@ -85,16 +106,26 @@ pub fn report(ckpt: &Checkpoint) -> String {
             let _ = writeln!(w, "chat template:   {template}");
         }
         Format::HfFolder { weight_files, .. } => {
-            let _ = writeln!(w, "format:          safetensors ({} file(s))", weight_files.len());
+            let _ = writeln!(
+                w,
+                "format:          safetensors ({} file(s))",
+                weight_files.len()
+            );
             let dir = &ckpt.path;
             let has = |f: &str| if dir.join(f).exists() { "yes" } else { "no" };
             let _ = writeln!(w, "tokenizer.json:  {}", has("tokenizer.json"));
             let template = std::fs::read_to_string(dir.join("tokenizer_config.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .map(|v| v.get("chat_template").is_some() || dir.join("chat_template.jinja").exists())
+                .map(|v| {
+                    v.get("chat_template").is_some() || dir.join("chat_template.jinja").exists()
+                })
                 .unwrap_or(false);
-            let _ = writeln!(w, "chat template:   {}", if template { "present" } else { "none" });
+            let _ = writeln!(
+                w,
+                "chat template:   {}",
+                if template { "present" } else { "none" }
+            );
             let _ = writeln!(w, "eos ids:         {:?}", c.eos_token_ids);
         }
     }

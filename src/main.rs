@@ -43,7 +43,11 @@ fn load(args: &ModelArgs) -> Result<Runtime> {
         DTypeArg::F16 => candor_models::DType::F16,
         DTypeArg::Bf16 => candor_models::DType::BF16,
     });
-    let dtype = dtype.or(if device.is_cpu() { None } else { Some(candor_models::DType::BF16) });
+    let dtype = dtype.or(if device.is_cpu() {
+        None
+    } else {
+        Some(candor_models::DType::BF16)
+    });
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
             .expect("valid progress template")
@@ -61,7 +65,8 @@ fn load(args: &ModelArgs) -> Result<Runtime> {
             progress_bar.set_position(done);
         })),
     };
-    let rt = Runtime::load(&cfg).with_context(|| format!("cannot load {}", args.model.display()))?;
+    let rt =
+        Runtime::load(&cfg).with_context(|| format!("cannot load {}", args.model.display()))?;
     bar.finish_and_clear();
     let c = rt.model.config();
     tracing::info!(
@@ -137,11 +142,17 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     };
     let mut session = Session::new(&rt);
     let stdout = std::io::stdout();
-    let g = generate(&rt, &mut session, &prompt, &params(&args.sampling), |piece| {
-        let mut out = stdout.lock();
-        let _ = out.write_all(piece.as_bytes());
-        let _ = out.flush();
-    })?;
+    let g = generate(
+        &rt,
+        &mut session,
+        &prompt,
+        &params(&args.sampling),
+        |piece| {
+            let mut out = stdout.lock();
+            let _ = out.write_all(piece.as_bytes());
+            let _ = out.flush();
+        },
+    )?;
     println!();
     report(&g);
     Ok(())

@@ -78,7 +78,8 @@ impl Runtime {
                 Tokenizer::from_file(&path)?
             }
         };
-        let (template, template_source) = load_template(&ckpt, &tokenizer, cfg.chat_template.as_deref())?;
+        let (template, template_source) =
+            load_template(&ckpt, &tokenizer, cfg.chat_template.as_deref())?;
         let mut eos_ids = tokenizer.eos_token_ids();
         eos_ids.extend(ckpt.config.eos_token_ids.iter().copied());
         if let Format::HfFolder { .. } = ckpt.format {
@@ -119,12 +120,21 @@ fn generation_config_eos(dir: &Path) -> Vec<u32> {
         return Vec::new();
     };
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        tracing::warn!("{}: generation_config.json is not valid JSON; ignored", dir.display());
+        tracing::warn!(
+            "{}: generation_config.json is not valid JSON; ignored",
+            dir.display()
+        );
         return Vec::new();
     };
     match v.get("eos_token_id") {
-        Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|n| n as u32).collect(),
+        Some(serde_json::Value::Number(n)) => {
+            n.as_u64().map(|n| vec![n as u32]).unwrap_or_default()
+        }
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_u64())
+            .map(|n| n as u32)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -175,16 +185,17 @@ fn load_template(
             }
             let cfg_path = ckpt.path.join("tokenizer_config.json");
             if cfg_path.exists() {
-                let cfg: serde_json::Value = serde_json::from_str(&read(&cfg_path)?).map_err(|e| {
-                    LoadError::Template {
+                let cfg: serde_json::Value =
+                    serde_json::from_str(&read(&cfg_path)?).map_err(|e| LoadError::Template {
                         path: cfg_path.clone(),
                         source: TemplateError::InvalidConfig(e.to_string()),
-                    }
-                })?;
+                    })?;
                 if let Some(t) = cfg.get("chat_template") {
-                    let text = template::template_from_config(t).map_err(|source| LoadError::Template {
-                        path: cfg_path.clone(),
-                        source,
+                    let text = template::template_from_config(t).map_err(|source| {
+                        LoadError::Template {
+                            path: cfg_path.clone(),
+                            source,
+                        }
                     })?;
                     let origin = TemplateSource::Provided {
                         origin: "tokenizer_config.json".into(),
@@ -200,12 +211,12 @@ fn load_template(
             let TemplateSource::Builtin { family, .. } = &source else {
                 unreachable!("builtin_for_model returns built-in sources");
             };
-            let t = ChatTemplate::builtin(*family, bos.as_deref(), eos.as_deref()).map_err(|source| {
-                LoadError::Template {
+            let t = ChatTemplate::builtin(*family, bos.as_deref(), eos.as_deref()).map_err(
+                |source| LoadError::Template {
                     path: ckpt.path.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
             Ok((Some(t), Some(source)))
         }
         None => Ok((None, None)),

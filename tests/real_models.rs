@@ -9,6 +9,7 @@
 //! Where the two engines pick different tokens, the test accepts it only at a near-tie:
 //! both engines' top two logits within NEAR_TIE of each other at that step. After such a
 //! point the continuations legitimately differ, so comparison of that case stops there.
+//! Before it, the logits of llama.cpp's eight best tokens are compared at every step.
 
 use candor::prompt::template::RenderOptions;
 use candor::runtime::{Runtime, RuntimeConfig};
@@ -16,20 +17,29 @@ use candor_models::{ContiguousCache, LogitsFor, Sequence};
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// Both engines quantize activations to 8 bits for the integer dot products, in a different
-/// order of summation; logits differ by a few hundredths, so closer calls can flip.
-const NEAR_TIE: f32 = 0.15;
+/// How far the two engines' logits are apart, measured on these prompts (logits of 13 to
+/// 37): up to 0.56 at the first generated token for SmolLM2, whether candor uses its
+/// quantized matmuls or dequantizes every weight to f32 (CANDLE_DEQUANTIZE_ALL=1), so the
+/// spread is in the order of rounding inside quantized inference, not in one engine's
+/// arithmetic. Two tokens whose logits are closer than this in both engines are a tie
+/// that either engine may break either way.
+const NEAR_TIE: f32 = 0.75;
+/// A real bug (a wrong rope, norm or mask) moves logits by several units: fail on it.
+const MAX_ENGINE_DELTA: f32 = 2.5;
 /// The issue asks for at least this many identical tokens unless a near-tie explains a split.
 const REQUIRED: usize = 32;
 
 fn assets() -> PathBuf {
     std::env::var_os("CANDOR_ASSETS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets")
+        })
 }
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/llamacpp/{name}.json"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/llamacpp/{name}.json"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -48,7 +58,11 @@ fn load(file: &str) -> Runtime {
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 /// Greedy continuation with the top-1 / top-2 gap at each step.
@@ -90,39 +104,73 @@ fn compare(name: &str, file: &str) {
     let rt = load(file);
     let steps = fx["steps"].as_u64().unwrap() as usize;
     let mut report = Vec::new();
+    let mut max_delta = 0f32;
     for (ci, case) in fx["cases"].as_array().unwrap().iter().enumerate() {
         let expected_prompt = ids(&case["prompt_ids"]);
         let prompt = match case["kind"].as_str().unwrap() {
-            "raw" => rt.tokenizer.encode(case["prompt"].as_str().unwrap(), true).unwrap(),
+            "raw" => rt
+                .tokenizer
+                .encode(case["prompt"].as_str().unwrap(), true)
+                .unwrap(),
             _ => {
                 let messages = case["messages"].as_array().unwrap().clone();
                 let opts = RenderOptions {
                     add_generation_prompt: true,
                     ..RenderOptions::default()
                 };
-                let text = rt.template.as_ref().unwrap().render(&messages, &opts).unwrap();
-                assert_eq!(text, case["rendered"].as_str().unwrap(), "{name} case {ci}: rendered prompt");
+                let text = rt
+                    .template
+                    .as_ref()
+                    .unwrap()
+                    .render(&messages, &opts)
+                    .unwrap();
+                assert_eq!(
+                    text,
+                    case["rendered"].as_str().unwrap(),
+                    "{name} case {ci}: rendered prompt"
+                );
                 rt.tokenizer.encode(&text, false).unwrap()
             }
         };
-        assert_eq!(prompt, expected_prompt, "{name} case {ci}: prompt ids differ from llama.cpp's input");
+        assert_eq!(
+            prompt, expected_prompt,
+            "{name} case {ci}: prompt ids differ from llama.cpp's input"
+        );
 
         let theirs = ids(&case["continuation"]);
-        let their_gaps: Vec<f32> = case["top2_gaps"]
+        // llama.cpp's best (id, logit) pairs at each step, best first.
+        let their_top: Vec<Vec<(usize, f32)>> = case["top_logits"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|g| g.as_f64().unwrap() as f32)
+            .map(|step| {
+                step.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        (
+                            p[0].as_u64().unwrap() as usize,
+                            p[1].as_f64().unwrap() as f32,
+                        )
+                    })
+                    .collect()
+            })
             .collect();
         let ours = greedy(&rt, &prompt, steps);
         let mut agreed = steps;
         for (i, (tok, gap, logits)) in ours.iter().enumerate() {
+            // How far apart the engines' logits are, on llama.cpp's best tokens.
+            let mut step_delta = 0f32;
+            for &(id, l) in &their_top[i] {
+                step_delta = step_delta.max((logits[id] - l).abs());
+            }
+            max_delta = max_delta.max(step_delta);
             if *tok == theirs[i] {
                 continue;
             }
             // Our logit margin between our pick and theirs, and theirs between their top two.
             let our_margin = logits[*tok as usize] - logits[theirs[i] as usize];
-            let their_gap = their_gaps[i];
+            let their_gap = their_top[i][0].1 - their_top[i][1].1;
             assert!(
                 our_margin <= NEAR_TIE && their_gap <= NEAR_TIE,
                 "{name} case {ci}: token {i} differs (candor {tok}, llama.cpp {}) and it is no near-tie: \
@@ -145,6 +193,11 @@ fn compare(name: &str, file: &str) {
         }
     }
     println!("{}", report.join("\n"));
+    println!("{name}: max |logit difference| with llama.cpp on its top tokens while in step: {max_delta:.4}");
+    assert!(
+        max_delta <= MAX_ENGINE_DELTA,
+        "{name}: logits differ from llama.cpp's by {max_delta} > {MAX_ENGINE_DELTA}"
+    );
 }
 
 #[test]

@@ -158,11 +158,12 @@ impl Checkpoint {
                 .sum()),
             Format::HfFolder { weight_files, .. } => {
                 // SAFETY: read-only mapping, only the headers are read.
-                let st = unsafe { candle_core::safetensors::MmapedSafetensors::multi(weight_files) }
-                    .map_err(|e| ModelError::Safetensors {
-                        path: self.path.clone(),
-                        message: e.to_string(),
-                    })?;
+                let st =
+                    unsafe { candle_core::safetensors::MmapedSafetensors::multi(weight_files) }
+                        .map_err(|e| ModelError::Safetensors {
+                            path: self.path.clone(),
+                            message: e.to_string(),
+                        })?;
                 Ok(st
                     .tensors()
                     .iter()
@@ -326,7 +327,8 @@ impl<'a> GgufMeta<'a> {
     pub fn opt_u64(&self, key: &str) -> Result<Option<u64>> {
         self.get(key)
             .map(|v| {
-                value_u64(v).ok_or_else(|| self.err(format!("`{}.{key}` is not an integer", self.arch)))
+                value_u64(v)
+                    .ok_or_else(|| self.err(format!("`{}.{key}` is not an integer", self.arch)))
             })
             .transpose()
     }
@@ -368,7 +370,9 @@ impl<'a> GgufMeta<'a> {
     }
 
     pub fn opt_str(&self, key: &str) -> Option<&str> {
-        self.get(key).and_then(|v| v.to_string().ok()).map(|s| s.as_str())
+        self.get(key)
+            .and_then(|v| v.to_string().ok())
+            .map(|s| s.as_str())
     }
 
     /// A global (non-prefixed) key such as `tokenizer.ggml.eos_token_id`.

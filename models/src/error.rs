@@ -11,7 +11,9 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a model: expected a .gguf file or a folder with config.json and *.safetensors")]
+    #[error(
+        "{path}: not a model: expected a .gguf file or a folder with config.json and *.safetensors"
+    )]
     NotAModel { path: PathBuf },
     #[error("{path}: invalid GGUF file: {message}")]
     Gguf { path: PathBuf, message: String },

@@ -77,11 +77,15 @@ pub fn from_gguf(meta: &GgufMeta) -> Result<ModelConfig> {
     // llama.cpp keeps Gemma 3's local/global layout and local rope base as constants of
     // the architecture rather than metadata; follow it (src/llama-model.cpp, LLM_ARCH_GEMMA3).
     cfg.rope_local = Some(RopeConfig {
-        theta: meta.opt_f64("rope.freq_base_swa")?.unwrap_or(DEFAULT_LOCAL_BASE),
+        theta: meta
+            .opt_f64("rope.freq_base_swa")?
+            .unwrap_or(DEFAULT_LOCAL_BASE),
         scaling: None,
     });
     // No window (or 0) means no sliding layers at all.
-    cfg.sliding_window = meta.opt_usize("attention.sliding_window")?.filter(|&w| w > 0);
+    cfg.sliding_window = meta
+        .opt_usize("attention.sliding_window")?
+        .filter(|&w| w > 0);
     // The pattern is a per-layer bool array or a period n; absent means 6.
     cfg.sliding_layers = match meta.bool_array("attention.sliding_window_pattern") {
         Some(layers) => layers,

@@ -21,7 +21,11 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
+        let x = if x.is_contiguous() {
+            x.clone()
+        } else {
+            x.contiguous()?
+        };
         candle_nn::ops::rms_norm(&x, &self.weight, self.eps)
     }
 }
@@ -72,13 +76,20 @@ impl Rope {
             }) => {
                 // transformers' _compute_llama3_parameters.
                 let old_ctx = *original_max_position_embeddings as f32;
-                let (factor, low, high) =
-                    (*factor as f32, *low_freq_factor as f32, *high_freq_factor as f32);
+                let (factor, low, high) = (
+                    *factor as f32,
+                    *low_freq_factor as f32,
+                    *high_freq_factor as f32,
+                );
                 let low_freq_wavelen = old_ctx / low;
                 let high_freq_wavelen = old_ctx / high;
                 for f in inv_freq.iter_mut() {
                     let wavelen = 2.0 * std::f32::consts::PI / *f;
-                    let scaled = if wavelen > low_freq_wavelen { *f / factor } else { *f };
+                    let scaled = if wavelen > low_freq_wavelen {
+                        *f / factor
+                    } else {
+                        *f
+                    };
                     let medium = wavelen >= high_freq_wavelen && wavelen <= low_freq_wavelen;
                     *f = if medium {
                         let smooth = (old_ctx / wavelen - low) / (high - low);
@@ -98,7 +109,12 @@ impl Rope {
     }
 
     /// cos and sin for each position: (t, 1, head_dim / 2) each.
-    pub fn cos_sin(&self, positions: &[usize], device: &Device, dtype: DType) -> Result<(Tensor, Tensor)> {
+    pub fn cos_sin(
+        &self,
+        positions: &[usize],
+        device: &Device,
+        dtype: DType,
+    ) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(positions.len() * half);
         let mut sin = Vec::with_capacity(positions.len() * half);
@@ -116,7 +132,13 @@ impl Rope {
     }
 
     /// Rotates x: (t, heads, head_dim), each token by its own row of cos/sin.
-    pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, interleaved: bool) -> Result<Tensor> {
+    pub fn apply(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        interleaved: bool,
+    ) -> Result<Tensor> {
         let (t, h, d) = x.dims3()?;
         // candle's kernels take (b, h, seq, d) with per-batch cos/sin (b, seq, d/2): a token
         // is a batch entry of length one.
@@ -164,7 +186,9 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &AttentionParams) -> Res
     }
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(in_dtype)?;
     let out = probs.matmul(&v.contiguous()?)?; // (nkv, rep * n, d)
-    out.reshape((nh, n, d))?.transpose(0, 1)?.reshape((n, nh * d))
+    out.reshape((nh, n, d))?
+        .transpose(0, 1)?
+        .reshape((n, nh * d))
 }
 
 /// Additive mask (n, len) with -inf where a query may not look; None when nothing is masked.

@@ -81,7 +81,11 @@ impl Model {
         let dtype = w.dtype();
         let norm = |name: &Name, len: usize| -> Result<RmsNorm> {
             // GGUF files from llama.cpp store Gemma's (1 + w) already.
-            let offset = if w.is_gguf() { 0.0 } else { cfg.norm_weight_offset };
+            let offset = if w.is_gguf() {
+                0.0
+            } else {
+                cfg.norm_weight_offset
+            };
             let weight = (w.vector_f32(name, len)? + offset)?.to_dtype(dtype)?;
             Ok(RmsNorm::new(weight, cfg.rms_norm_eps))
         };
@@ -123,7 +127,10 @@ impl Model {
                 attn_norm: norm(&n("input_layernorm", "attn_norm"), h)?,
                 attn,
                 post_attn_norm: if sandwich {
-                    Some(norm(&n("post_attention_layernorm", "post_attention_norm"), h)?)
+                    Some(norm(
+                        &n("post_attention_layernorm", "post_attention_norm"),
+                        h,
+                    )?)
                 } else {
                     None
                 },
@@ -194,14 +201,18 @@ impl Model {
         // 1. Flatten the batch: token ids, absolute positions, which rows want logits.
         let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if total == 0 {
-            return Err(ModelError::Batch("a forward pass needs at least one token".into()));
+            return Err(ModelError::Batch(
+                "a forward pass needs at least one token".into(),
+            ));
         }
         let mut ids = Vec::with_capacity(total);
         let mut positions = Vec::with_capacity(total);
         let mut logit_rows = Vec::new();
         for s in seqs.iter() {
             if s.tokens.is_empty() {
-                return Err(ModelError::Batch("a sequence in the batch has no tokens".into()));
+                return Err(ModelError::Batch(
+                    "a sequence in the batch has no tokens".into(),
+                ));
             }
             if s.start_pos != s.cache.len() {
                 return Err(ModelError::Batch(format!(
@@ -221,7 +232,9 @@ impl Model {
             positions.extend(s.start_pos..s.start_pos + s.tokens.len());
             match s.logits {
                 LogitsFor::Last => logit_rows.push((base + s.tokens.len() - 1) as u32),
-                LogitsFor::All => logit_rows.extend((base..base + s.tokens.len()).map(|r| r as u32)),
+                LogitsFor::All => {
+                    logit_rows.extend((base..base + s.tokens.len()).map(|r| r as u32))
+                }
                 LogitsFor::None => {}
             }
         }
@@ -238,7 +251,8 @@ impl Model {
         // 3. Rotation tables for this batch's positions: (t, 1, d/2).
         let (cos, sin) = self.rope.cos_sin(&positions, &self.device, self.dtype)?;
         let (cos_l, sin_l) = if cfg.rope_local.is_some() {
-            self.rope_local.cos_sin(&positions, &self.device, self.dtype)?
+            self.rope_local
+                .cos_sin(&positions, &self.device, self.dtype)?
         } else {
             (cos.clone(), sin.clone())
         };
@@ -259,7 +273,11 @@ impl Model {
                 Some(n) => n.forward(&k)?,
                 None => k,
             };
-            let (c, s) = if block.sliding { (&cos_l, &sin_l) } else { (&cos, &sin) };
+            let (c, s) = if block.sliding {
+                (&cos_l, &sin_l)
+            } else {
+                (&cos, &sin)
+            };
             let q = self.rope.apply(&q, c, s, cfg.rope_interleaved)?;
             let k = self.rope.apply(&k, c, s, cfg.rope_interleaved)?;
 
@@ -272,7 +290,11 @@ impl Model {
                 let ks = k.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
                 let vs = v.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
                 let (k_all, v_all) = seq.cache.append(li, &ks, &vs)?;
-                let window = if block.sliding { cfg.sliding_window } else { None };
+                let window = if block.sliding {
+                    cfg.sliding_window
+                } else {
+                    None
+                };
                 let params = layers::AttentionParams {
                     scale: cfg.attention_scale,
                     softcap: cfg.attn_logit_softcapping,
@@ -304,7 +326,11 @@ impl Model {
 
         // 5. Logits for the rows that need them.
         if logit_rows.is_empty() {
-            return Ok(Tensor::zeros((0, cfg.vocab_size), DType::F32, &self.device)?);
+            return Ok(Tensor::zeros(
+                (0, cfg.vocab_size),
+                DType::F32,
+                &self.device,
+            )?);
         }
         let rows = logit_rows.len();
         let x = if rows == total {

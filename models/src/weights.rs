@@ -120,15 +120,19 @@ impl Weights {
     }
 
     /// Memory-maps safetensors files (one, or the shards of an index).
-    pub fn safetensors(dir: &Path, files: &[PathBuf], device: &Device, dtype: DType) -> Result<Self> {
+    pub fn safetensors(
+        dir: &Path,
+        files: &[PathBuf],
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         // SAFETY: the files are mapped read-only; like every mmap-based loader we rely on
         // them not being truncated while the model loads.
-        let tensors = unsafe { MmapedSafetensors::multi(files) }.map_err(|e| {
-            ModelError::Safetensors {
+        let tensors =
+            unsafe { MmapedSafetensors::multi(files) }.map_err(|e| ModelError::Safetensors {
                 path: dir.to_path_buf(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         let all = tensors.tensors();
         let total_bytes = all.iter().map(|(_, v)| v.data().len() as u64).sum();
         let prefix = ["", "language_model.", "model.language_model."]
@@ -274,10 +278,12 @@ impl Weights {
                     name: key.to_string(),
                 })?;
                 let bytes = view.data().len() as u64;
-                let t = view.load(&self.device).map_err(|e| ModelError::Safetensors {
-                    path: self.path.clone(),
-                    message: format!("tensor `{key}`: {e}"),
-                })?;
+                let t = view
+                    .load(&self.device)
+                    .map_err(|e| ModelError::Safetensors {
+                        path: self.path.clone(),
+                        message: format!("tensor `{key}`: {e}"),
+                    })?;
                 self.advance(bytes);
                 Ok(t.to_dtype(dtype)?)
             }
@@ -291,9 +297,12 @@ impl Weights {
         match &self.source {
             Source::Gguf { .. } => {
                 let q = self.read_qtensor(&key)?;
-                let dequantize = matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+                let dequantize =
+                    matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
                 if dequantize {
-                    Ok(QMatMul::Tensor(q.dequantize(&self.device)?.to_dtype(self.dtype)?))
+                    Ok(QMatMul::Tensor(
+                        q.dequantize(&self.device)?.to_dtype(self.dtype)?,
+                    ))
                 } else {
                     Ok(QMatMul::from_arc(Arc::new(q))?)
                 }
@@ -305,7 +314,11 @@ impl Weights {
     /// A linear layer (out_features, in_features) with an optional bias.
     pub fn linear(&self, name: &Name, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let weight = self.matrix(name, out, inp)?;
-        let bias = if bias { Some(self.vector(&name.bias(), out)?) } else { None };
+        let bias = if bias {
+            Some(self.vector(&name.bias(), out)?)
+        } else {
+            None
+        };
         Ok(Linear { weight, bias })
     }
 

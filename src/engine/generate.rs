@@ -129,7 +129,11 @@ pub fn generate(
             tokens: chunk,
             start_pos,
             cache: &mut session.cache,
-            logits: if last { LogitsFor::Last } else { LogitsFor::None },
+            logits: if last {
+                LogitsFor::Last
+            } else {
+                LogitsFor::None
+            },
         }])?;
         session.tokens.extend_from_slice(chunk);
         if last {

@@ -149,7 +149,11 @@ impl Sampler {
         }
         let p = &self.params;
         let inv_t = 1.0 / p.temperature;
-        let max = self.logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = self
+            .logits
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         self.candidates.clear();
         // Unnormalised probabilities exp((l - max) / t); min-p compares against the top one (1.0).
         for (i, &x) in self.logits.iter().enumerate() {
@@ -161,9 +165,11 @@ impl Sampler {
         if self.candidates.is_empty() {
             return argmax(&self.logits);
         }
-        let by_weight_desc = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let by_weight_desc =
+            |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if p.top_k > 0 && p.top_k < self.candidates.len() {
-            self.candidates.select_nth_unstable_by(p.top_k - 1, by_weight_desc);
+            self.candidates
+                .select_nth_unstable_by(p.top_k - 1, by_weight_desc);
             self.candidates.truncate(p.top_k);
         }
         if p.top_p < 1.0 {
@@ -174,7 +180,8 @@ impl Sampler {
             let mut k = 64.min(self.candidates.len());
             loop {
                 if k < self.candidates.len() {
-                    self.candidates.select_nth_unstable_by(k - 1, by_weight_desc);
+                    self.candidates
+                        .select_nth_unstable_by(k - 1, by_weight_desc);
                 }
                 self.candidates[..k].sort_unstable_by(by_weight_desc);
                 let mut acc = 0.0;
@@ -204,7 +211,10 @@ impl Sampler {
             }
             r -= w;
         }
-        self.candidates.last().map(|c| c.0).expect("candidates is not empty")
+        self.candidates
+            .last()
+            .map(|c| c.0)
+            .expect("candidates is not empty")
     }
 }
 

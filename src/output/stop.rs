@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn stop_spanning_pieces_is_not_emitted() {
-        assert_eq!(run(&["</s>"], &["hello <", "/", "s> more"]), ("hello ".into(), true));
+        assert_eq!(
+            run(&["</s>"], &["hello <", "/", "s> more"]),
+            ("hello ".into(), true)
+        );
     }
 
     #[test]
