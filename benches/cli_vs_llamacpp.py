@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Prefill and decode speed of `candor generate` against llama.cpp on the same GGUF.
+
+Both run in the same session on the same machine, one after the other, with the same
+prompt (raw, so both see identical token ids), greedy, the same number of generated
+tokens and the same thread count. Figures are reported as candor / llama.cpp ratios,
+because these machines are shared and absolute numbers drift between runs.
+
+Usage (after `bash scripts/fetch-test-assets.sh` and `cargo build --release`):
+    ~/.cache/candor/llama-venv/bin/python benches/cli_vs_llamacpp.py [--runs 3] [--tokens 64]
+llama.cpp comes from PyPI `llama-cpp-python` (see README, "Tests and their data").
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from llama_cpp import Llama
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = Path(os.environ.get("CANDOR_ASSETS", Path.home() / ".cache/candor/assets"))
+CANDOR = Path(os.environ.get("CANDOR_BIN", ROOT / "target/release/candor"))
+MODELS = ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"]
+PROMPT = (
+    "The history of the printing press begins in the fifteenth century, when Johannes "
+    "Gutenberg combined movable metal type, oil-based ink and a wooden press adapted from "
+    "wine making. Within a few decades printing shops had spread across Europe, and the "
+    "price of books fell sharply. Scholars, merchants and clergy"
+)
+LINE = re.compile(r"prompt (\d+) tokens \((\d+) cached\) at ([\d.]+) tok/s, generated (\d+) tokens at ([\d.]+) tok/s")
+
+
+def candor(model: Path, tokens: int, threads: int) -> tuple[float, float]:
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), RUST_LOG="warn")
+    out = subprocess.run(
+        [str(CANDOR), "generate", "--model", str(model), "--raw", "--prompt", PROMPT,
+         "--temperature", "0", "--max-tokens", str(tokens)],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    m = LINE.search(out.stderr)
+    if not m:
+        raise RuntimeError(f"no speed line in candor's stderr:\n{out.stderr}")
+    return float(m.group(3)), float(m.group(5))
+
+
+def llamacpp(llm: Llama, tokens: int) -> tuple[float, float]:
+    ids = llm.tokenize(PROMPT.encode(), add_bos=True)
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(ids)
+    t1 = time.perf_counter()
+    import numpy as np
+
+    tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    for _ in range(tokens - 1):
+        llm.eval([tok])
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    t2 = time.perf_counter()
+    return len(ids) / (t1 - t0), (tokens - 1) / (t2 - t1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    print(f"threads {args.threads}, {args.tokens} generated tokens, median of {args.runs} runs\n")
+    print("| model | candor prefill tok/s | llama.cpp prefill tok/s | ratio | candor decode tok/s | llama.cpp decode tok/s | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name in MODELS:
+        path = ASSETS / name
+        llm = Llama(model_path=str(path), n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads,
+                    verbose=False, logits_all=False)
+        c, l = [], []
+        for _ in range(args.runs):  # interleave, so drift hits both alike
+            c.append(candor(path, args.tokens, args.threads))
+            l.append(llamacpp(llm, args.tokens))
+        cp, cd = statistics.median(x[0] for x in c), statistics.median(x[1] for x in c)
+        lp, ld = statistics.median(x[0] for x in l), statistics.median(x[1] for x in l)
+        print(f"| {name} | {cp:.1f} | {lp:.1f} | {cp / lp:.2f} | {cd:.1f} | {ld:.1f} | {cd / ld:.2f} |")
+        del llm
+
+
+if __name__ == "__main__":
+    main()
