@@ -99,6 +99,7 @@ fn params(s: &SamplingArgs) -> GenerateParams {
         max_tokens: s.max_tokens,
         stop: s.stop.clone(),
         ignore_eos: false,
+        logprobs: None,
     }
 }
 
@@ -114,6 +115,12 @@ fn chat_prompt(rt: &Runtime, messages: &[Value]) -> Result<Vec<u32>> {
     let text = template.render(messages, &opts)?;
     // The template writes BOS itself where the model wants it.
     Ok(rt.tokenizer.encode(&text, false)?)
+}
+
+fn print_piece(stdout: &std::io::Stdout, piece: &str) {
+    let mut out = stdout.lock();
+    let _ = out.write_all(piece.as_bytes());
+    let _ = out.flush();
 }
 
 fn report(g: &Generated) {
@@ -193,10 +200,9 @@ fn run_chat(args: ChatArgs) -> Result<()> {
         messages.push(json!({"role": "user", "content": input}));
         let prompt = chat_prompt(&rt, &messages)?;
         let stdout = std::io::stdout();
-        let result = generate(&rt, &mut session, &prompt, &params, |piece| {
-            let mut out = stdout.lock();
-            let _ = out.write_all(piece.as_bytes());
-            let _ = out.flush();
+        let result = generate(&rt, &mut session, &prompt, &params, |step| {
+            print_piece(&stdout, step.text);
+            true
         });
         match result {
             Ok(g) => {
