@@ -10,10 +10,13 @@
 //!
 //! Model architectures, configs and weight loading live in the `candor-models` crate.
 
+pub mod api;
 pub mod cli;
 pub mod device;
 pub mod engine;
 pub mod inspect;
+pub mod model_source;
 pub mod output;
 pub mod prompt;
 pub mod runtime;
+pub mod validate;

@@ -1,7 +1,7 @@
 //! The `candor` binary: parse the command line, start logging, run the command.
 
 use anyhow::{bail, Context, Result};
-use candor::cli::{ChatArgs, Cli, Command, DTypeArg, GenerateArgs, ModelArgs, SamplingArgs};
+use candor::cli::{ChatArgs, Cli, Command, DTypeArg, GenerateArgs, ModelArgs, SamplingArgs, ServeArgs};
 use candor::engine::generate::{generate, GenerateParams, Generated, Session};
 use candor::engine::sampler::SamplingParams;
 use candor::prompt::template::RenderOptions;
@@ -23,6 +23,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Serve(args) => run_serve(args),
         Command::Generate(args) => run_generate(args),
         Command::Chat(args) => run_chat(args),
         Command::Inspect(args) => candor_models::Checkpoint::open(&args.model)
