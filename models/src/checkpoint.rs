@@ -5,7 +5,7 @@
 //! chat template from it and call [`Checkpoint::load`] for the weights.
 
 use crate::config::{Arch, HfConfig, ModelConfig};
-use crate::error::{ModelError, Result};
+use crate::error::{candle_message, ModelError, Result};
 use crate::transformer::Model;
 use crate::weights::{ProgressFn, Weights};
 use crate::{gemma3, llama, qwen2, qwen3};
@@ -75,7 +75,7 @@ impl Checkpoint {
         let mut file = File::open(path).map_err(io_err(path))?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| ModelError::Gguf {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: candle_message(&e),
         })?;
         let mut meta = GgufMeta::new(path, &content.metadata)?;
         meta.embedding_rows = content

@@ -44,3 +44,13 @@ pub enum ModelError {
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;
+
+/// A candle error's message without the backtrace candle appends when RUST_BACKTRACE is
+/// set: users get one line that says what is wrong.
+pub fn candle_message(e: &candle_core::Error) -> String {
+    let text = e.to_string();
+    match text.split_once("\n") {
+        Some((first, _)) => first.to_string(),
+        None => text,
+    }
+}

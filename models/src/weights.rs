@@ -6,7 +6,7 @@
 //! [`Name`] and get a [`QMatMul`] or a plain [`Tensor`], loaded one at a time so that the
 //! process never holds two full copies of the weights.
 
-use crate::error::{ModelError, Result};
+use crate::error::{candle_message, ModelError, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::safetensors::{Load, MmapedSafetensors};
 use candle_core::{DType, Device, Module, Tensor};
@@ -260,7 +260,7 @@ impl Weights {
             .tensor(&mut *file, key, &self.device)
             .map_err(|e| ModelError::Gguf {
                 path: self.path.clone(),
-                message: format!("tensor `{key}`: {e}"),
+                message: format!("tensor `{key}`: {}", candle_message(&e)),
             })?;
         self.advance(t.storage_size_in_bytes() as u64);
         Ok(t)
@@ -282,7 +282,7 @@ impl Weights {
                     .load(&self.device)
                     .map_err(|e| ModelError::Safetensors {
                         path: self.path.clone(),
-                        message: format!("tensor `{key}`: {e}"),
+                        message: format!("tensor `{key}`: {}", candle_message(&e)),
                     })?;
                 self.advance(bytes);
                 Ok(t.to_dtype(dtype)?)
