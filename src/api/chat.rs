@@ -84,13 +84,13 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         let template = rt2.template.as_ref().expect("checked above");
         let text = template
             .render(&messages, &opts)
-            .map_err(|e| ApiError::bad_request(&format!("chat template: {e}"), Some("messages")))?;
+            .map_err(|e| ApiError::bad_request(format!("chat template: {e}"), Some("messages")))?;
         rt2.tokenizer
             .encode(&text, false)
-            .map_err(|e| ApiError::internal(&e.to_string()))
+            .map_err(|e| ApiError::internal(e.to_string()))
     })
     .await
-    .map_err(|e| ApiError::internal(&e.to_string()))?;
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let _ = template;
     let prompt = template_result?;
     let prompt_len = prompt.len();

@@ -63,8 +63,8 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         let (tok, text) = (rt.tokenizer.clone(), p.clone());
         let ids = tokio::task::spawn_blocking(move || tok.encode(&text, true))
             .await
-            .map_err(|e| ApiError::internal(&e.to_string()))?
-            .map_err(|e| ApiError::internal(&e.to_string()))?;
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         prompt_lens.push(ids.len());
         choices.extend(generation::submit(&state, loaded, &valid, ids, i * valid.n, "prompt")?);
     }

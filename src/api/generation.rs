@@ -35,7 +35,7 @@ pub fn submit(
     let context = state.context_length(&loaded.runtime);
     let wanted = prompt.len() + req.max_tokens.unwrap_or(1);
     if prompt.len() >= context || wanted > context {
-        return Err(ApiError::context_length_exceeded(wanted, context, param));
+        return Err(ApiError::context_length_exceeded(param, prompt.len(), req.max_tokens, context));
     }
     let max_tokens = req.max_tokens.unwrap_or(context - prompt.len());
     let params: Vec<GenerateParams> = (0..req.n)
@@ -90,7 +90,7 @@ pub async fn collect(tokenizer: &Tokenizer, choices: Vec<Choice>) -> Result<Vec<
                     }
                 }
                 Some(Event::Done(usage)) => break usage,
-                Some(Event::Error(e)) => return Err(ApiError::internal(&e)),
+                Some(Event::Error(e)) => return Err(ApiError::internal(e)),
                 None => return Err(ApiError::internal("the engine dropped the request")),
             }
         };
@@ -215,7 +215,8 @@ fn async_events(
                     usages.push(usage);
                     v
                 }
-                Event::Error(e) => ApiError::internal(&e).body_json(),
+                Event::Error(e) => serde_json::to_value(ApiError::internal(e).body())
+                    .expect("an error body serializes"),
             };
             if tx.send(SseEvent::default().data(event.to_string())).is_err() {
                 // The client went away: dropping `merged` cancels every choice.

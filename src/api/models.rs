@@ -50,7 +50,7 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
         let ids = rt
             .tokenizer
             .encode(content, add_special)
-            .map_err(|e| ApiError::internal(&e.to_string()))?;
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         if with_pieces {
             let pieces: Vec<Value> = ids
                 .iter()
@@ -81,12 +81,12 @@ pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Resp
             .map(|t| t.as_u64().filter(|&id| id < vocab).map(|id| id as u32))
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| {
-                ApiError::bad_request(&format!("`tokens` must hold token ids below {vocab}"), Some("tokens"))
+                ApiError::bad_request(format!("`tokens` must hold token ids below {vocab}"), Some("tokens"))
             })?;
         let content = rt
             .tokenizer
             .decode(&ids, false)
-            .map_err(|e| ApiError::bad_request(&e.to_string(), Some("tokens")))?;
+            .map_err(|e| ApiError::bad_request(e.to_string(), Some("tokens")))?;
         Ok(json!({"content": content}))
     };
     match run() {
