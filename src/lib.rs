@@ -1,6 +1,7 @@
 //! candor: a local LLM inference server.
 //!
 //! Layout (dependencies point one way: cli -> prompt -> engine -> models):
+//! - `api`: OpenAI-compatible wire types.
 //! - `cli`: clap arguments turned into plain config structs.
 //! - `runtime`: a model, its tokenizer, chat template and end-of-turn tokens, loaded from one path.
 //! - `prompt`: chat templates (minijinja) and tokenizers (tokenizer.json or GGUF metadata).
@@ -10,6 +11,7 @@
 //!
 //! Model architectures, configs and weight loading live in the `candor-models` crate.
 
+pub mod api;
 pub mod cli;
 pub mod device;
 pub mod engine;
