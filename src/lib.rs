@@ -1,7 +1,7 @@
 //! candor: a local LLM inference server.
 //!
 //! Layout (dependencies point one way: api -> validate, cli -> prompt -> engine -> models):
-//! - `api`: OpenAI-compatible wire types.
+//! - `api`: OpenAI-compatible wire types and the error every handler answers with.
 //! - `validate`: checks a request's fields and applies defaults, giving a `ValidRequest`.
 //! - `cli`: clap arguments turned into plain config structs.
 //! - `runtime`: a model, its tokenizer, chat template and end-of-turn tokens, loaded from one path.

@@ -1807,4 +1807,22 @@ mod tests {
             "Invalid 'tokens[2]': token id 1000 is outside the vocabulary of 1000 tokens."
         );
     }
+
+    #[test]
+    fn errors_become_openai_json() {
+        use crate::api::error::ApiError;
+        let e: ApiError = chat(json!({"temperature": "hot"})).unwrap_err().into();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(
+            serde_json::to_value(e.body()).unwrap(),
+            json!({"error": {
+                "message": "Invalid type for 'temperature': expected a number, but got a string \
+                            instead.",
+                "type": "invalid_request_error", "param": "temperature", "code": "invalid_type"
+            }})
+        );
+        let e: ApiError = chat(json!({"model": "other"})).unwrap_err().into();
+        assert_eq!(e.status.as_u16(), 404);
+        assert_eq!(e.code.as_deref(), Some("model_not_found"));
+    }
 }
