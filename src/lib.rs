@@ -1,6 +1,8 @@
 //! candor: a local LLM inference server.
 //!
-//! Layout (dependencies point one way: cli -> prompt -> engine -> models):
+//! Layout (dependencies point one way: api -> validate, cli -> prompt -> engine -> models):
+//! - `api`: OpenAI-compatible wire types and the error every handler answers with.
+//! - `validate`: checks a request's fields and applies defaults, giving a `ValidRequest`.
 //! - `cli`: clap arguments turned into plain config structs.
 //! - `runtime`: a model, its tokenizer, chat template and end-of-turn tokens, loaded from one path.
 //! - `prompt`: chat templates (minijinja) and tokenizers (tokenizer.json or GGUF metadata).

@@ -49,8 +49,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response
 
 async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let req: crate::api::openai::ChatCompletionRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))?;
+    let req: crate::api::openai::ChatCompletionRequest = crate::api::error::parse_json(&body)?;
     let loaded = state.loaded()?;
     let rt = loaded.runtime.clone();
     let limits = Limits {
@@ -59,7 +58,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         vocab_size: rt.model.config().vocab_size,
         default_max_tokens: None,
     };
-    let valid = validate::validate_chat(req, &limits)?;
+    let valid = validate::validate_chat(&req, &limits)?;
     let Input::Chat {
         messages,
         chat_template_kwargs,

@@ -43,8 +43,7 @@ fn legacy_logprobs(lps: &[(TokenLogprobs, String)], tok: &Tokenizer, offset0: us
 
 async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let req: crate::api::openai::CompletionRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))?;
+    let req: crate::api::openai::CompletionRequest = crate::api::error::parse_json(&body)?;
     let loaded = state.loaded()?;
     let rt = loaded.runtime.clone();
     let limits = Limits {
@@ -53,7 +52,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         vocab_size: rt.model.config().vocab_size,
         default_max_tokens: Some(16),
     };
-    let valid = validate::validate_completion(req, &limits)?;
+    let valid = validate::validate_completion(&req, &limits)?;
     let Input::Completion { prompts, echo } = &valid.input else {
         unreachable!("validate_completion returns completion input");
     };
