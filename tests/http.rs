@@ -30,9 +30,14 @@ fn runtime() -> Arc<Runtime> {
     RT.get_or_init(|| {
         let assets = std::env::var_os("CANDOR_ASSETS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets"));
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets")
+            });
         let model = assets.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-        assert!(model.exists(), "run `bash scripts/fetch-test-assets.sh` first");
+        assert!(
+            model.exists(),
+            "run `bash scripts/fetch-test-assets.sh` first"
+        );
         Arc::new(
             Runtime::load(&RuntimeConfig {
                 model,
@@ -67,19 +72,31 @@ async fn send(app: Router, method: &str, path: &str, body: Option<Value>) -> (St
     };
     let resp = app.oneshot(req.body(body).unwrap()).await.unwrap();
     let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, bytes)
 }
 
 async fn post(path: &str, body: Value) -> (StatusCode, Value) {
     let (s, b) = send(app(), "POST", path, Some(body)).await;
-    (s, serde_json::from_slice(&b).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&b)})))
+    (
+        s,
+        serde_json::from_slice(&b).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&b)})),
+    )
 }
 
 fn assert_error(status: StatusCode, body: &Value, want: StatusCode, param: Option<&str>) {
     assert_eq!(status, want, "{body}");
     let e = &body["error"];
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     assert!(e["type"].is_string(), "{body}");
     assert_eq!(e["param"].as_str(), param, "{body}");
     assert!(e.get("code").is_some(), "{body}");
@@ -117,7 +134,11 @@ async fn health_is_503_until_loaded_then_200() {
     let loading = router(AppState::new(config(None)));
     let (s, b) = send(loading, "GET", "/health", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(String::from_utf8_lossy(&b).contains("loading"), "{}", String::from_utf8_lossy(&b));
+    assert!(
+        String::from_utf8_lossy(&b).contains("loading"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
     let (s, _) = send(app(), "GET", "/health", None).await;
     assert_eq!(s, StatusCode::OK);
 }
@@ -166,8 +187,12 @@ async fn chat_completion_shape_and_usage() {
 #[tokio::test]
 async fn streamed_deltas_join_to_the_non_streamed_answer() {
     let (_, whole) = post("/v1/chat/completions", chat(json!({"max_tokens": 12}))).await;
-    let expected = whole["choices"][0]["message"]["content"].as_str().unwrap().to_string();
-    let req = chat(json!({"max_tokens": 12, "stream": true, "stream_options": {"include_usage": true}}));
+    let expected = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let req =
+        chat(json!({"max_tokens": 12, "stream": true, "stream_options": {"include_usage": true}}));
     let (s, body) = send(app(), "POST", "/v1/chat/completions", Some(req)).await;
     assert_eq!(s, StatusCode::OK);
     let events = sse_data(&body);
@@ -196,7 +221,9 @@ async fn streamed_deltas_join_to_the_non_streamed_answer() {
 
 #[tokio::test]
 async fn n_choices_and_logprobs() {
-    let req = chat(json!({"n": 2, "temperature": 0.9, "seed": 5, "logprobs": true, "top_logprobs": 2, "max_tokens": 4}));
+    let req = chat(
+        json!({"n": 2, "temperature": 0.9, "seed": 5, "logprobs": true, "top_logprobs": 2, "max_tokens": 4}),
+    );
     let (s, v) = post("/v1/chat/completions", req).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let choices = v["choices"].as_array().unwrap();
@@ -216,10 +243,17 @@ async fn n_choices_and_logprobs() {
 #[tokio::test]
 async fn stop_strings_end_the_answer_without_the_stop_text() {
     let (_, whole) = post("/v1/chat/completions", chat(json!({"max_tokens": 16}))).await;
-    let text = whole["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let text = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Stop at the second word of the greedy answer.
     let stop: String = text.split_whitespace().nth(1).unwrap().to_string();
-    let (s, v) = post("/v1/chat/completions", chat(json!({"max_tokens": 16, "stop": [stop.clone()]}))).await;
+    let (s, v) = post(
+        "/v1/chat/completions",
+        chat(json!({"max_tokens": 16, "stop": [stop.clone()]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let got = v["choices"][0]["message"]["content"].as_str().unwrap();
     assert_eq!(got, &text[..text.find(&stop).unwrap()]);
@@ -236,7 +270,10 @@ async fn text_completions_with_echo_and_prompt_lists() {
     assert_eq!(v["object"], "text_completion");
     let choices = v["choices"].as_array().unwrap();
     assert_eq!(choices.len(), 2);
-    assert!(choices[0]["text"].as_str().unwrap().starts_with("The capital of France is"));
+    assert!(choices[0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("The capital of France is"));
     assert!(choices[1]["text"].as_str().unwrap().starts_with("1, 2, 3,"));
     let lp = &choices[0]["logprobs"];
     assert_eq!(lp["tokens"].as_array().unwrap().len(), 3);
@@ -260,26 +297,74 @@ async fn tokenize_and_detokenize_round_trip() {
 #[tokio::test]
 async fn request_errors() {
     let (s, b) = send(app(), "POST", "/v1/chat/completions", None).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
     let cases = [
-        (chat(json!({"temperature": "hot"})), StatusCode::BAD_REQUEST, Some("temperature")),
-        (chat(json!({"temperature": 7})), StatusCode::BAD_REQUEST, Some("temperature")),
-        (chat(json!({"model": "gpt-4"})), StatusCode::NOT_FOUND, Some("model")),
-        (chat(json!({"tools": [{"type": "function", "function": {"name": "f"}}]})), StatusCode::BAD_REQUEST, Some("tools")),
+        (
+            chat(json!({"temperature": "hot"})),
+            StatusCode::BAD_REQUEST,
+            Some("temperature"),
+        ),
+        (
+            chat(json!({"temperature": 7})),
+            StatusCode::BAD_REQUEST,
+            Some("temperature"),
+        ),
+        (
+            chat(json!({"model": "gpt-4"})),
+            StatusCode::NOT_FOUND,
+            Some("model"),
+        ),
+        (
+            chat(json!({"tools": [{"type": "function", "function": {"name": "f"}}]})),
+            StatusCode::BAD_REQUEST,
+            Some("tools"),
+        ),
         (chat(json!({"n": 0})), StatusCode::BAD_REQUEST, Some("n")),
-        (chat(json!({"messages": []})), StatusCode::BAD_REQUEST, Some("messages")),
-        (chat(json!({"max_tokens": 100000})), StatusCode::BAD_REQUEST, Some("messages")),
+        (
+            chat(json!({"messages": []})),
+            StatusCode::BAD_REQUEST,
+            Some("messages"),
+        ),
+        (
+            chat(json!({"max_tokens": 100000})),
+            StatusCode::BAD_REQUEST,
+            Some("max_tokens"),
+        ),
+        // Fits the context alone, not with the prompt (ctx 512).
+        (
+            chat(json!({"max_tokens": 500})),
+            StatusCode::BAD_REQUEST,
+            Some("messages"),
+        ),
     ];
     for (req, status, param) in cases {
         let (s, v) = post("/v1/chat/completions", req.clone()).await;
         assert_error(s, &v, status, param);
     }
-    let (s, v) = post("/v1/chat/completions", chat(json!({"max_tokens": 100000}))).await;
+    let (s, v) = post("/v1/chat/completions", chat(json!({"max_tokens": 500}))).await;
     assert_eq!(v["error"]["code"], "context_length_exceeded", "{v} {s}");
-    let (s, v) = post("/v1/completions", json!({"model": NAME, "prompt": "x", "suffix": "y"})).await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("512"),
+        "{v}"
+    );
+    let (s, v) = post(
+        "/v1/completions",
+        json!({"model": NAME, "prompt": "x", "suffix": "y"}),
+    )
+    .await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, Some("suffix"));
     let (s, b) = send(app(), "GET", "/v2/nothing", None).await;
-    assert_error(s, &serde_json::from_slice(&b).unwrap(), StatusCode::NOT_FOUND, None);
+    assert_error(
+        s,
+        &serde_json::from_slice(&b).unwrap(),
+        StatusCode::NOT_FOUND,
+        None,
+    );
     let big = json!({"model": NAME, "prompt": "x".repeat(100 * 1024)});
     let (s, _) = send(app(), "POST", "/v1/completions", Some(big)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
@@ -293,15 +378,26 @@ async fn api_key_is_required_except_for_health() {
     let (s, _) = send(app.clone(), "GET", "/health", None).await;
     assert_eq!(s, StatusCode::OK);
     let (s, b) = send(app.clone(), "GET", "/v1/models", None).await;
-    assert_error(s, &serde_json::from_slice(&b).unwrap(), StatusCode::UNAUTHORIZED, None);
+    assert_error(
+        s,
+        &serde_json::from_slice(&b).unwrap(),
+        StatusCode::UNAUTHORIZED,
+        None,
+    );
     let req = Request::get("/v1/models")
         .header(header::AUTHORIZATION, "Bearer sekret")
         .body(Body::empty())
         .unwrap();
-    assert_eq!(app.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
     let req = Request::get("/v1/models")
         .header(header::AUTHORIZATION, "Bearer wrong")
         .body(Body::empty())
         .unwrap();
-    assert_eq!(app.oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.oneshot(req).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

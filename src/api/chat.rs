@@ -28,7 +28,11 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{tail}")
 }
 
-pub fn logprob_entry(lp: &crate::engine::sampler::TokenLogprobs, piece: &str, tok: &crate::prompt::tokenizer::Tokenizer) -> Value {
+pub fn logprob_entry(
+    lp: &crate::engine::sampler::TokenLogprobs,
+    piece: &str,
+    tok: &crate::prompt::tokenizer::Tokenizer,
+) -> Value {
     let top: Vec<Value> = lp
         .top
         .iter()
@@ -113,7 +117,8 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
                     if first {
                         delta = json!({"role": "assistant", "content": text});
                     }
-                    let lp = logprobs.map(|(l, piece)| json!({"content": [logprob_entry(&l, &piece, &tok)]}));
+                    let lp = logprobs
+                        .map(|(l, piece)| json!({"content": [logprob_entry(&l, &piece, &tok)]}));
                     json!({"index": index, "delta": delta, "logprobs": lp, "finish_reason": null})
                 }
                 Delta::Finish { index, finish } => {
@@ -132,7 +137,14 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         } else {
             None
         };
-        return Ok(generation::stream_response(id, rt.tokenizer.clone(), choices, started, chunk, usage_chunk));
+        return Ok(generation::stream_response(
+            id,
+            rt.tokenizer.clone(),
+            choices,
+            started,
+            chunk,
+            usage_chunk,
+        ));
     }
 
     let results = generation::collect(&rt.tokenizer, choices).await?;

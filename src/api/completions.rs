@@ -65,12 +65,25 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(|e| ApiError::internal(e.to_string()))?;
         prompt_lens.push(ids.len());
-        choices.extend(generation::submit(&state, loaded, &valid, ids, i * valid.n, "prompt")?);
+        choices.extend(generation::submit(
+            &state,
+            loaded,
+            &valid,
+            ids,
+            i * valid.n,
+            "prompt",
+        )?);
     }
     let id = new_id("cmpl");
     let created = crate::api::server::unix_now();
     let model = state.config.served_model_name.clone();
-    let echo_prefix = |index: usize| if *echo { prompts[index / valid.n].clone() } else { String::new() };
+    let echo_prefix = |index: usize| {
+        if *echo {
+            prompts[index / valid.n].clone()
+        } else {
+            String::new()
+        }
+    };
 
     if valid.stream {
         let tok = rt.tokenizer.clone();
@@ -79,8 +92,17 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         let (echo2, n) = (*echo, valid.n);
         let chunk = move |d: Delta| {
             let choice = match d {
-                Delta::Text { index, text, logprobs, first } => {
-                    let text = if first && echo2 { format!("{}{text}", prompts2[index / n]) } else { text };
+                Delta::Text {
+                    index,
+                    text,
+                    logprobs,
+                    first,
+                } => {
+                    let text = if first && echo2 {
+                        format!("{}{text}", prompts2[index / n])
+                    } else {
+                        text
+                    };
                     let lp = logprobs.map(|l| legacy_logprobs(&[l], &tok, 0));
                     json!({"text": text, "index": index, "logprobs": lp, "finish_reason": null})
                 }
@@ -100,7 +122,14 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         } else {
             None
         };
-        return Ok(generation::stream_response(id, rt.tokenizer.clone(), choices, started, chunk, usage_chunk));
+        return Ok(generation::stream_response(
+            id,
+            rt.tokenizer.clone(),
+            choices,
+            started,
+            chunk,
+            usage_chunk,
+        ));
     }
 
     let results = generation::collect(&rt.tokenizer, choices).await?;
@@ -110,7 +139,9 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         .iter()
         .map(|r| {
             let prefix = echo_prefix(r.index);
-            let lp = valid.logprobs.map(|_| legacy_logprobs(&r.logprobs, &rt.tokenizer, prefix.len()));
+            let lp = valid
+                .logprobs
+                .map(|_| legacy_logprobs(&r.logprobs, &rt.tokenizer, prefix.len()));
             json!({"text": format!("{prefix}{}", r.text), "index": r.index, "logprobs": lp,
                    "finish_reason": r.usage.finish.as_str()})
         })

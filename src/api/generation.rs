@@ -35,7 +35,12 @@ pub fn submit(
     let context = state.context_length(&loaded.runtime);
     let wanted = prompt.len() + req.max_tokens.unwrap_or(1);
     if prompt.len() >= context || wanted > context {
-        return Err(ApiError::context_length_exceeded(param, prompt.len(), req.max_tokens, context));
+        return Err(ApiError::context_length_exceeded(
+            param,
+            prompt.len(),
+            req.max_tokens,
+            context,
+        ));
     }
     let max_tokens = req.max_tokens.unwrap_or(context - prompt.len());
     let params: Vec<GenerateParams> = (0..req.n)
@@ -75,14 +80,21 @@ pub struct Collected {
 }
 
 /// Waits for every choice to finish.
-pub async fn collect(tokenizer: &Tokenizer, choices: Vec<Choice>) -> Result<Vec<Collected>, ApiError> {
+pub async fn collect(
+    tokenizer: &Tokenizer,
+    choices: Vec<Choice>,
+) -> Result<Vec<Collected>, ApiError> {
     let mut out = Vec::with_capacity(choices.len());
     for mut choice in choices {
         let mut text = String::new();
         let mut logprobs = Vec::new();
         let usage = loop {
             match choice.events.recv().await {
-                Some(Event::Token { text: t, logprobs: lp, .. }) => {
+                Some(Event::Token {
+                    text: t,
+                    logprobs: lp,
+                    ..
+                }) => {
                     text.push_str(&t);
                     if let Some(lp) = lp {
                         let piece = token_text(tokenizer, lp.token);
@@ -136,8 +148,15 @@ pub enum Delta {
 pub fn log_request(id: &str, usage: &[Usage], started: Instant) {
     let prompt: usize = usage.iter().map(|u| u.prompt_tokens).sum();
     let completion: usize = usage.iter().map(|u| u.completion_tokens).sum();
-    let ttft = usage.iter().map(|u| u.time_to_first_token).min().unwrap_or_default();
-    let tps = usage.iter().map(|u| u.decode_tokens_per_s).fold(0.0, f64::max);
+    let ttft = usage
+        .iter()
+        .map(|u| u.time_to_first_token)
+        .min()
+        .unwrap_or_default();
+    let tps = usage
+        .iter()
+        .map(|u| u.decode_tokens_per_s)
+        .fold(0.0, f64::max);
     let finish: Vec<&str> = usage.iter().map(|u| u.finish.as_str()).collect();
     tracing::info!(
         id,
@@ -218,7 +237,10 @@ fn async_events(
                 Event::Error(e) => serde_json::to_value(ApiError::internal(e).body())
                     .expect("an error body serializes"),
             };
-            if tx.send(SseEvent::default().data(event.to_string())).is_err() {
+            if tx
+                .send(SseEvent::default().data(event.to_string()))
+                .is_err()
+            {
                 // The client went away: dropping `merged` cancels every choice.
                 return;
             }
@@ -227,7 +249,9 @@ fn async_events(
             let completion: usize = usages.iter().map(|u| u.completion_tokens).sum();
             let prompt = usages.first().map_or(0, |u| u.prompt_tokens);
             let cached = usages.first().map_or(0, |u| u.cached_tokens);
-            let _ = tx.send(SseEvent::default().data(make(usage_json(prompt, completion, cached)).to_string()));
+            let _ = tx.send(
+                SseEvent::default().data(make(usage_json(prompt, completion, cached)).to_string()),
+            );
         }
         let _ = tx.send(SseEvent::default().data("[DONE]"));
         log_request(&id, &usages, started);
@@ -238,7 +262,10 @@ fn async_events(
 fn tokio_stream_from(
     rx: tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+    stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
 }
 
 trait NoBuffering {
@@ -250,7 +277,10 @@ impl NoBuffering for Response {
     fn with_no_buffering(mut self) -> Response {
         let h = self.headers_mut();
         h.insert("x-accel-buffering", "no".parse().expect("valid header"));
-        h.insert(axum::http::header::CACHE_CONTROL, "no-cache".parse().expect("valid header"));
+        h.insert(
+            axum::http::header::CACHE_CONTROL,
+            "no-cache".parse().expect("valid header"),
+        );
         self
     }
 }

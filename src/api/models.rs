@@ -28,7 +28,10 @@ pub async fn get_one(State(state): State<Arc<AppState>>, Path(id): Path<String>)
 fn parse(body: &Bytes) -> Result<Value, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(&e))?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("the body must be a JSON object", None));
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object",
+            None,
+        ));
     }
     Ok(v)
 }
@@ -44,9 +47,17 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
         let add_special = match v.get("add_special") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(ApiError::bad_request("`add_special` must be a boolean", Some("add_special"))),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "`add_special` must be a boolean",
+                    Some("add_special"),
+                ))
+            }
         };
-        let with_pieces = v.get("with_pieces").and_then(Value::as_bool).unwrap_or(false);
+        let with_pieces = v
+            .get("with_pieces")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let ids = rt
             .tokenizer
             .encode(content, add_special)
@@ -72,16 +83,18 @@ pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Resp
         let v = parse(&body)?;
         let rt = &state.loaded()?.runtime;
         let vocab = rt.model.config().vocab_size as u64;
-        let tokens = v
-            .get("tokens")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::bad_request("`tokens` must be a list of token ids", Some("tokens")))?;
+        let tokens = v.get("tokens").and_then(Value::as_array).ok_or_else(|| {
+            ApiError::bad_request("`tokens` must be a list of token ids", Some("tokens"))
+        })?;
         let ids = tokens
             .iter()
             .map(|t| t.as_u64().filter(|&id| id < vocab).map(|id| id as u32))
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| {
-                ApiError::bad_request(format!("`tokens` must hold token ids below {vocab}"), Some("tokens"))
+                ApiError::bad_request(
+                    format!("`tokens` must hold token ids below {vocab}"),
+                    Some("tokens"),
+                )
             })?;
         let content = rt
             .tokenizer

@@ -243,7 +243,9 @@ pub fn logprobs(logits: &[f32], token: u32, top: usize) -> TokenLogprobs {
     }
     TokenLogprobs {
         token,
-        logprob: logits.get(token as usize).map_or(f32::NEG_INFINITY, |&x| x - log_sum),
+        logprob: logits
+            .get(token as usize)
+            .map_or(f32::NEG_INFINITY, |&x| x - log_sum),
         top: best.into_iter().map(|(i, x)| (i, x - log_sum)).collect(),
     }
 }
