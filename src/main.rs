@@ -1,7 +1,9 @@
 //! The `candor` binary: parse the command line, start logging, run the command.
 
 use anyhow::{bail, Context, Result};
-use candor::cli::{ChatArgs, Cli, Command, DTypeArg, GenerateArgs, ModelArgs, SamplingArgs};
+use candor::cli::{
+    ChatArgs, Cli, Command, DTypeArg, GenerateArgs, ModelArgs, SamplingArgs, ServeArgs,
+};
 use candor::engine::generate::{generate, GenerateParams, Generated, Session};
 use candor::engine::sampler::SamplingParams;
 use candor::prompt::template::RenderOptions;
@@ -23,6 +25,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Serve(args) => run_serve(args),
         Command::Generate(args) => run_generate(args),
         Command::Chat(args) => run_chat(args),
         Command::Inspect(args) => candor_models::Checkpoint::open(&args.model)
@@ -35,19 +38,114 @@ fn main() {
     }
 }
 
-/// Loads the model with a progress bar on stderr.
-fn load(args: &ModelArgs) -> Result<Runtime> {
-    let device = device::parse_device(&args.device)?;
-    let dtype = args.dtype.map(|d| match d {
+fn dtype_for(
+    arg: Option<DTypeArg>,
+    device: &candor_models::Device,
+) -> Option<candor_models::DType> {
+    let dtype = arg.map(|d| match d {
         DTypeArg::F32 => candor_models::DType::F32,
         DTypeArg::F16 => candor_models::DType::F16,
         DTypeArg::Bf16 => candor_models::DType::BF16,
     });
-    let dtype = dtype.or(if device.is_cpu() {
+    dtype.or(if device.is_cpu() {
         None
     } else {
         Some(candor_models::DType::BF16)
+    })
+}
+
+fn run_serve(args: ServeArgs) -> Result<()> {
+    use candor::api::server::{self, AppState, ServerConfig};
+    let path = candor::model_source::resolve(args.model.as_deref())?;
+    let device = device::parse_device(&args.device)?;
+    let name = args.served_model_name.clone().unwrap_or_else(|| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".gguf").to_string())
+            .unwrap_or_else(|| "model".into())
     });
+    let state = AppState::new(ServerConfig {
+        served_model_name: name.clone(),
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        ctx_size: args.ctx_size,
+        max_queue: args.max_queue,
+        cors_origins: args.cors_origin.clone(),
+        body_limit_bytes: args.body_limit,
+    });
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(
+            "listening on http://{} (model {name}); /health answers 503 until it is loaded",
+            listener.local_addr()?
+        );
+        let cfg = RuntimeConfig {
+            model: path.clone(),
+            device: Some(device.clone()),
+            dtype: dtype_for(args.dtype, &device),
+            chat_template: args.chat_template.clone(),
+            progress: None,
+        };
+        let loader_state = state.clone();
+        let ctx_size = args.ctx_size;
+        let loader = tokio::task::spawn_blocking(move || -> Result<()> {
+            let rt = Runtime::load(&cfg)
+                .with_context(|| format!("cannot load {}", cfg.model.display()))?;
+            let ctx = ctx_size.map_or(rt.context_length(), |c| c.min(rt.context_length()));
+            tracing::info!(
+                "loaded {} ({}) on {} in {:.2}s; context {} tokens",
+                cfg.model.display(),
+                rt.model.config().arch.name(),
+                device::describe(&device),
+                rt.load_time.as_secs_f64(),
+                ctx
+            );
+            if let Some(source) = &rt.template_source {
+                tracing::info!("using the {source}");
+            }
+            loader_state.set_loaded(Arc::new(rt));
+            Ok(())
+        });
+        let app = server::router(state);
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        });
+        // A model that cannot load ends the server with the reason.
+        loader.await??;
+        serve.await?.context("server error")?;
+        tracing::info!("server stopped");
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: no new connections; finishing the requests in flight");
+}
+
+/// Loads the model with a progress bar on stderr.
+fn load(args: &ModelArgs) -> Result<Runtime> {
+    let device = device::parse_device(&args.device)?;
+    let dtype = dtype_for(args.dtype, &device);
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
             .expect("valid progress template")
@@ -99,6 +197,7 @@ fn params(s: &SamplingArgs) -> GenerateParams {
         max_tokens: s.max_tokens,
         stop: s.stop.clone(),
         ignore_eos: false,
+        logprobs: None,
     }
 }
 
@@ -114,6 +213,12 @@ fn chat_prompt(rt: &Runtime, messages: &[Value]) -> Result<Vec<u32>> {
     let text = template.render(messages, &opts)?;
     // The template writes BOS itself where the model wants it.
     Ok(rt.tokenizer.encode(&text, false)?)
+}
+
+fn print_piece(stdout: &std::io::Stdout, piece: &str) {
+    let mut out = stdout.lock();
+    let _ = out.write_all(piece.as_bytes());
+    let _ = out.flush();
 }
 
 fn report(g: &Generated) {
@@ -147,10 +252,9 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         &mut session,
         &prompt,
         &params(&args.sampling),
-        |piece| {
-            let mut out = stdout.lock();
-            let _ = out.write_all(piece.as_bytes());
-            let _ = out.flush();
+        |step| {
+            print_piece(&stdout, step.text);
+            true
         },
     )?;
     println!();
@@ -193,10 +297,9 @@ fn run_chat(args: ChatArgs) -> Result<()> {
         messages.push(json!({"role": "user", "content": input}));
         let prompt = chat_prompt(&rt, &messages)?;
         let stdout = std::io::stdout();
-        let result = generate(&rt, &mut session, &prompt, &params, |piece| {
-            let mut out = stdout.lock();
-            let _ = out.write_all(piece.as_bytes());
-            let _ = out.flush();
+        let result = generate(&rt, &mut session, &prompt, &params, |step| {
+            print_piece(&stdout, step.text);
+            true
         });
         match result {
             Ok(g) => {

@@ -4,7 +4,7 @@
 //! Used by the CLI; the server's engine drives the same pieces (sampler, detokenizer,
 //! stop strings) one step at a time for many sequences.
 
-use crate::engine::sampler::{Sampler, SamplingParams};
+use crate::engine::sampler::{logprobs, Sampler, SamplingParams, TokenLogprobs};
 use crate::output::detokenizer::{Detokenizer, DetokenizerOptions};
 use crate::output::stop::StopStrings;
 use crate::prompt::tokenizer::TokenizerError;
@@ -34,6 +34,30 @@ pub enum FinishReason {
     Stop,
     /// max_tokens or the end of the context.
     Length,
+    /// The caller asked to stop (a client went away).
+    Cancelled,
+}
+
+impl FinishReason {
+    /// The name OpenAI's API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length | FinishReason::Cancelled => "length",
+        }
+    }
+}
+
+/// One generated token, as the caller sees it.
+#[derive(Debug, Clone)]
+pub struct Step<'a> {
+    /// None for the final release of held-back text after the last token.
+    pub token: Option<u32>,
+    /// Text this token released (may be empty: part of a character, or held back because
+    /// it may begin a stop string).
+    pub text: &'a str,
+    /// Present when the request asked for logprobs.
+    pub logprobs: Option<TokenLogprobs>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +67,8 @@ pub struct GenerateParams {
     pub stop: Vec<String>,
     /// Keep going past end-of-turn tokens (benchmarks).
     pub ignore_eos: bool,
+    /// Some(k): report each token's logprob and the k most likely alternatives.
+    pub logprobs: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,13 +124,14 @@ impl Session {
     }
 }
 
-/// Generates a completion of `prompt`, calling `on_text` with each new piece of text.
+/// Generates a completion of `prompt`, calling `on_step` for each token; generation
+/// ends early (FinishReason::Cancelled) when it returns false.
 pub fn generate(
     rt: &Runtime,
     session: &mut Session,
     prompt: &[u32],
     params: &GenerateParams,
-    mut on_text: impl FnMut(&str),
+    mut on_step: impl FnMut(Step<'_>) -> bool,
 ) -> Result<Generated, GenerateError> {
     let context = rt.context_length();
     if prompt.is_empty() {
@@ -150,12 +177,6 @@ pub fn generate(
     let mut stops = StopStrings::new(params.stop.clone());
     let mut text = String::new();
     let mut tokens = Vec::new();
-    let mut emit = |piece: &str, text: &mut String| {
-        if !piece.is_empty() {
-            on_text(piece);
-            text.push_str(piece);
-        }
-    };
     let mut stopped_by_string = false;
     let finish = loop {
         let token = sampler.sample(&logits);
@@ -164,13 +185,24 @@ pub fn generate(
         }
         sampler.accept(token);
         tokens.push(token);
+        let lp = params.logprobs.map(|k| logprobs(&logits, token, k));
+        let mut released = String::new();
         if let Some(piece) = detok.push(token)? {
             let scan = stops.push(&piece);
-            emit(&scan.text, &mut text);
-            if scan.stopped {
-                stopped_by_string = true;
-                break FinishReason::Stop;
-            }
+            released = scan.text;
+            stopped_by_string = scan.stopped;
+        }
+        text.push_str(&released);
+        let go_on = on_step(Step {
+            token: Some(token),
+            text: &released,
+            logprobs: lp,
+        });
+        if stopped_by_string {
+            break FinishReason::Stop;
+        }
+        if !go_on {
+            break FinishReason::Cancelled;
         }
         if tokens.len() >= params.max_tokens || session.cache.len() + 1 >= context {
             break FinishReason::Length;
@@ -185,14 +217,21 @@ pub fn generate(
         session.tokens.push(token);
         logits = row(&out)?;
     };
-    if !stopped_by_string {
+    if !stopped_by_string && finish != FinishReason::Cancelled {
         // Release what the detokenizer and the stop scanner still hold.
+        let mut rest = String::new();
         if let Some(piece) = detok.finish()? {
-            let scan = stops.push(&piece);
-            emit(&scan.text, &mut text);
+            rest = stops.push(&piece).text;
         }
-        let rest = stops.finish();
-        emit(&rest, &mut text);
+        rest.push_str(&stops.finish());
+        if !rest.is_empty() {
+            text.push_str(&rest);
+            on_step(Step {
+                token: None,
+                text: &rest,
+                logprobs: None,
+            });
+        }
     }
     Ok(Generated {
         text,

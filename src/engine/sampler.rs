@@ -218,6 +218,38 @@ impl Sampler {
     }
 }
 
+/// Log-probabilities of a token and of the `top` most likely tokens, from raw logits
+/// (before penalties and temperature, as OpenAI reports them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprobs {
+    pub token: u32,
+    pub logprob: f32,
+    /// Most likely first.
+    pub top: Vec<(u32, f32)>,
+}
+
+pub fn logprobs(logits: &[f32], token: u32, top: usize) -> TokenLogprobs {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = logits.iter().map(|&x| (x - max).exp()).sum::<f32>().ln() + max;
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(top + 1);
+    if top > 0 {
+        for (i, &x) in logits.iter().enumerate() {
+            if best.len() < top || x > best[best.len() - 1].1 {
+                let at = best.partition_point(|b| b.1 >= x);
+                best.insert(at, (i as u32, x));
+                best.truncate(top);
+            }
+        }
+    }
+    TokenLogprobs {
+        token,
+        logprob: logits
+            .get(token as usize)
+            .map_or(f32::NEG_INFINITY, |&x| x - log_sum),
+        top: best.into_iter().map(|(i, x)| (i, x - log_sum)).collect(),
+    }
+}
+
 /// Index of the largest value; the lowest index wins ties.
 pub fn argmax(xs: &[f32]) -> u32 {
     let mut best = 0;
@@ -242,6 +274,16 @@ mod tests {
         };
         f(&mut p);
         p
+    }
+
+    #[test]
+    fn logprobs_are_normalised_and_sorted() {
+        let l = logprobs(&[1.0, 3.0, 2.0, 0.0], 2, 2);
+        let expect = |x: f32| x - (1f32.exp() + 3f32.exp() + 2f32.exp() + 1.0).ln();
+        assert!((l.logprob - expect(2.0)).abs() < 1e-6);
+        assert_eq!(l.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert!((l.top[0].1 - expect(3.0)).abs() < 1e-6);
+        assert!(logprobs(&[0.0, 0.0], 1, 0).top.is_empty());
     }
 
     #[test]

@@ -1,0 +1,109 @@
+//! GET /v1/models, GET /v1/models/{id}, and llama-server's POST /tokenize and /detokenize.
+
+use crate::api::error::ApiError;
+use crate::api::server::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn model_object(state: &AppState) -> Value {
+    json!({"id": state.config.served_model_name, "object": "model", "created": state.started, "owned_by": "candor"})
+}
+
+pub async fn list(State(state): State<Arc<AppState>>) -> Response {
+    Json(json!({"object": "list", "data": [model_object(&state)]})).into_response()
+}
+
+pub async fn get_one(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if id == state.config.served_model_name {
+        Json(model_object(&state)).into_response()
+    } else {
+        ApiError::model_not_found(&id).into_response()
+    }
+}
+
+fn parse(body: &Bytes) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(&e))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object",
+            None,
+        ));
+    }
+    Ok(v)
+}
+
+pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let run = || -> Result<Value, ApiError> {
+        let v = parse(&body)?;
+        let rt = &state.loaded()?.runtime;
+        let content = v
+            .get("content")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("`content` must be a string", Some("content")))?;
+        let add_special = match v.get("add_special") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "`add_special` must be a boolean",
+                    Some("add_special"),
+                ))
+            }
+        };
+        let with_pieces = v
+            .get("with_pieces")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let ids = rt
+            .tokenizer
+            .encode(content, add_special)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if with_pieces {
+            let pieces: Vec<Value> = ids
+                .iter()
+                .map(|&id| json!({"id": id, "piece": rt.tokenizer.decode(&[id], false).unwrap_or_default()}))
+                .collect();
+            Ok(json!({"tokens": pieces}))
+        } else {
+            Ok(json!({"tokens": ids}))
+        }
+    };
+    match run() {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let run = || -> Result<Value, ApiError> {
+        let v = parse(&body)?;
+        let rt = &state.loaded()?.runtime;
+        let vocab = rt.model.config().vocab_size as u64;
+        let tokens = v.get("tokens").and_then(Value::as_array).ok_or_else(|| {
+            ApiError::bad_request("`tokens` must be a list of token ids", Some("tokens"))
+        })?;
+        let ids = tokens
+            .iter()
+            .map(|t| t.as_u64().filter(|&id| id < vocab).map(|id| id as u32))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    format!("`tokens` must hold token ids below {vocab}"),
+                    Some("tokens"),
+                )
+            })?;
+        let content = rt
+            .tokenizer
+            .decode(&ids, false)
+            .map_err(|e| ApiError::bad_request(e.to_string(), Some("tokens")))?;
+        Ok(json!({"content": content}))
+    };
+    match run() {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,403 @@
+//! The real router, in process, with SmolLM2-135M-Instruct (scripts/fetch-test-assets.sh):
+//! every endpoint, the response shapes, streaming, and the errors.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use candor::api::server::{router, AppState, ServerConfig};
+use candor::runtime::{Runtime, RuntimeConfig};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use tower::ServiceExt;
+
+const NAME: &str = "smollm2";
+
+fn config(api_key: Option<&str>) -> ServerConfig {
+    ServerConfig {
+        served_model_name: NAME.into(),
+        api_key: api_key.map(str::to_string),
+        ctx_size: Some(512),
+        max_queue: 64,
+        cors_origins: Vec::new(),
+        body_limit_bytes: 64 * 1024,
+    }
+}
+
+fn runtime() -> Arc<Runtime> {
+    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RT.get_or_init(|| {
+        let assets = std::env::var_os("CANDOR_ASSETS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets")
+            });
+        let model = assets.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(
+            model.exists(),
+            "run `bash scripts/fetch-test-assets.sh` first"
+        );
+        Arc::new(
+            Runtime::load(&RuntimeConfig {
+                model,
+                ..RuntimeConfig::default()
+            })
+            .unwrap(),
+        )
+    })
+    .clone()
+}
+
+fn app() -> Router {
+    static STATE: OnceLock<Arc<AppState>> = OnceLock::new();
+    let state = STATE
+        .get_or_init(|| {
+            let s = AppState::new(config(None));
+            s.set_loaded(runtime());
+            s
+        })
+        .clone();
+    router(state)
+}
+
+async fn send(app: Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(path);
+    let body = match body {
+        Some(v) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = app.oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, bytes)
+}
+
+async fn post(path: &str, body: Value) -> (StatusCode, Value) {
+    let (s, b) = send(app(), "POST", path, Some(body)).await;
+    (
+        s,
+        serde_json::from_slice(&b).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&b)})),
+    )
+}
+
+fn assert_error(status: StatusCode, body: &Value, want: StatusCode, param: Option<&str>) {
+    assert_eq!(status, want, "{body}");
+    let e = &body["error"];
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(e["type"].is_string(), "{body}");
+    assert_eq!(e["param"].as_str(), param, "{body}");
+    assert!(e.get("code").is_some(), "{body}");
+}
+
+fn chat(extra: Value) -> Value {
+    let mut v = json!({
+        "model": NAME,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 8,
+        "temperature": 0,
+    });
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+/// Splits an SSE body into its data payloads, checking the framing byte for byte.
+fn sse_data(body: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(body).unwrap();
+    assert!(text.ends_with("\n\n"), "{text:?}");
+    text.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            assert!(e.starts_with("data: "), "event {e:?}");
+            assert!(!e[6..].contains('\n'), "one line per event: {e:?}");
+            e[6..].to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn health_is_503_until_loaded_then_200() {
+    let loading = router(AppState::new(config(None)));
+    let (s, b) = send(loading, "GET", "/health", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        String::from_utf8_lossy(&b).contains("loading"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    let (s, _) = send(app(), "GET", "/health", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn models_endpoints() {
+    let (s, b) = send(app(), "GET", "/v1/models", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"][0]["id"], NAME);
+    assert_eq!(v["data"][0]["object"], "model");
+    let (s, b) = send(app(), "GET", &format!("/v1/models/{NAME}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["id"], NAME);
+    let (s, b) = send(app(), "GET", "/v1/models/nope", None).await;
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_error(s, &v, StatusCode::NOT_FOUND, Some("model"));
+    assert_eq!(v["error"]["code"], "model_not_found");
+}
+
+#[tokio::test]
+async fn chat_completion_shape_and_usage() {
+    let (s, v) = post("/v1/chat/completions", chat(json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["model"], NAME);
+    assert!(v["created"].as_u64().unwrap() > 1_700_000_000);
+    assert!(v["system_fingerprint"].is_string());
+    let c = &v["choices"][0];
+    assert_eq!(c["index"], 0);
+    assert_eq!(c["message"]["role"], "assistant");
+    assert!(!c["message"]["content"].as_str().unwrap().is_empty());
+    assert_eq!(c["finish_reason"], "length");
+    assert!(c["logprobs"].is_null());
+    let u = &v["usage"];
+    assert_eq!(u["completion_tokens"], 8);
+    assert!(u["prompt_tokens"].as_u64().unwrap() > 10);
+    assert_eq!(
+        u["total_tokens"].as_u64().unwrap(),
+        u["prompt_tokens"].as_u64().unwrap() + 8
+    );
+}
+
+#[tokio::test]
+async fn streamed_deltas_join_to_the_non_streamed_answer() {
+    let (_, whole) = post("/v1/chat/completions", chat(json!({"max_tokens": 12}))).await;
+    let expected = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let req =
+        chat(json!({"max_tokens": 12, "stream": true, "stream_options": {"include_usage": true}}));
+    let (s, body) = send(app(), "POST", "/v1/chat/completions", Some(req)).await;
+    assert_eq!(s, StatusCode::OK);
+    let events = sse_data(&body);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let mut text = String::new();
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(c["object"], "chat.completion.chunk");
+        if let Some(choice) = c["choices"].get(0) {
+            if i == 0 {
+                assert_eq!(choice["delta"]["role"], "assistant", "{c}");
+            }
+            text.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+        }
+    }
+    assert_eq!(text, expected);
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "length");
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 12);
+}
+
+#[tokio::test]
+async fn n_choices_and_logprobs() {
+    let req = chat(
+        json!({"n": 2, "temperature": 0.9, "seed": 5, "logprobs": true, "top_logprobs": 2, "max_tokens": 4}),
+    );
+    let (s, v) = post("/v1/chat/completions", req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let choices = v["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 2);
+    assert_eq!(choices[1]["index"], 1);
+    for c in choices {
+        let content = c["logprobs"]["content"].as_array().unwrap();
+        assert_eq!(content.len(), 4);
+        for t in content {
+            assert!(t["logprob"].as_f64().unwrap() <= 0.0);
+            assert_eq!(t["top_logprobs"].as_array().unwrap().len(), 2);
+        }
+    }
+    assert_eq!(v["usage"]["completion_tokens"], 8);
+}
+
+#[tokio::test]
+async fn stop_strings_end_the_answer_without_the_stop_text() {
+    let (_, whole) = post("/v1/chat/completions", chat(json!({"max_tokens": 16}))).await;
+    let text = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Stop at the second word of the greedy answer.
+    let stop: String = text.split_whitespace().nth(1).unwrap().to_string();
+    let (s, v) = post(
+        "/v1/chat/completions",
+        chat(json!({"max_tokens": 16, "stop": [stop.clone()]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let got = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(got, &text[..text.find(&stop).unwrap()]);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test]
+async fn text_completions_with_echo_and_prompt_lists() {
+    let req = json!({"model": NAME, "prompt": ["The capital of France is", "1, 2, 3,"], "max_tokens": 3,
+                     "temperature": 0, "echo": true, "logprobs": 1});
+    let (s, v) = post("/v1/completions", req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["id"].as_str().unwrap().starts_with("cmpl-"));
+    assert_eq!(v["object"], "text_completion");
+    let choices = v["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 2);
+    assert!(choices[0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("The capital of France is"));
+    assert!(choices[1]["text"].as_str().unwrap().starts_with("1, 2, 3,"));
+    let lp = &choices[0]["logprobs"];
+    assert_eq!(lp["tokens"].as_array().unwrap().len(), 3);
+    assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), 3);
+    assert_eq!(lp["text_offset"][0], "The capital of France is".len());
+}
+
+#[tokio::test]
+async fn tokenize_and_detokenize_round_trip() {
+    let (s, v) = post("/tokenize", json!({"content": "Hello world"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let tokens = v["tokens"].clone();
+    assert!(!tokens.as_array().unwrap().is_empty());
+    let (s, v) = post("/detokenize", json!({"tokens": tokens})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["content"], "Hello world");
+    let (s, v) = post("/detokenize", json!({"tokens": [99999999]})).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, Some("tokens"));
+}
+
+#[tokio::test]
+async fn request_errors() {
+    let (s, b) = send(app(), "POST", "/v1/chat/completions", None).await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    let cases = [
+        (
+            chat(json!({"temperature": "hot"})),
+            StatusCode::BAD_REQUEST,
+            Some("temperature"),
+        ),
+        (
+            chat(json!({"temperature": 7})),
+            StatusCode::BAD_REQUEST,
+            Some("temperature"),
+        ),
+        (
+            chat(json!({"model": "gpt-4"})),
+            StatusCode::NOT_FOUND,
+            Some("model"),
+        ),
+        (
+            chat(json!({"tools": [{"type": "function", "function": {"name": "f"}}]})),
+            StatusCode::BAD_REQUEST,
+            Some("tools"),
+        ),
+        (chat(json!({"n": 0})), StatusCode::BAD_REQUEST, Some("n")),
+        (
+            chat(json!({"messages": []})),
+            StatusCode::BAD_REQUEST,
+            Some("messages"),
+        ),
+        (
+            chat(json!({"max_tokens": 100000})),
+            StatusCode::BAD_REQUEST,
+            Some("max_tokens"),
+        ),
+        // Fits the context alone, not with the prompt (ctx 512).
+        (
+            chat(json!({"max_tokens": 500})),
+            StatusCode::BAD_REQUEST,
+            Some("messages"),
+        ),
+    ];
+    for (req, status, param) in cases {
+        let (s, v) = post("/v1/chat/completions", req.clone()).await;
+        assert_error(s, &v, status, param);
+    }
+    let (s, v) = post("/v1/chat/completions", chat(json!({"max_tokens": 500}))).await;
+    assert_eq!(v["error"]["code"], "context_length_exceeded", "{v} {s}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("512"),
+        "{v}"
+    );
+    let (s, v) = post(
+        "/v1/completions",
+        json!({"model": NAME, "prompt": "x", "suffix": "y"}),
+    )
+    .await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, Some("suffix"));
+    let (s, b) = send(app(), "GET", "/v2/nothing", None).await;
+    assert_error(
+        s,
+        &serde_json::from_slice(&b).unwrap(),
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    let big = json!({"model": NAME, "prompt": "x".repeat(100 * 1024)});
+    let (s, _) = send(app(), "POST", "/v1/completions", Some(big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn api_key_is_required_except_for_health() {
+    let state = AppState::new(config(Some("sekret")));
+    state.set_loaded(runtime());
+    let app = router(state);
+    let (s, _) = send(app.clone(), "GET", "/health", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = send(app.clone(), "GET", "/v1/models", None).await;
+    assert_error(
+        s,
+        &serde_json::from_slice(&b).unwrap(),
+        StatusCode::UNAUTHORIZED,
+        None,
+    );
+    let req = Request::get("/v1/models")
+        .header(header::AUTHORIZATION, "Bearer sekret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let req = Request::get("/v1/models")
+        .header(header::AUTHORIZATION, "Bearer wrong")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.oneshot(req).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
