@@ -34,6 +34,10 @@ const TILE_ROWS: usize = 4;
 /// activation rows after another goes by.
 const CHUNK_BYTES: usize = 32 * 1024;
 
+/// Block dot products below which a product runs on the calling thread: waking the pool
+/// costs more than the work (decode with a small matrix, such as a GQA k/v projection).
+const MIN_PARALLEL_BLOCKS: usize = 8 * 1024;
+
 /// Which kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
@@ -268,7 +272,7 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
     let kb = acts.len() / n;
     // 2. Split the weight rows into chunks that fit in cache, enough of them to keep every
     //    thread busy. Outputs are gathered transposed, (rows, n), so that each chunk owns a
-    //    contiguous piece.
+    //    contiguous piece. Small products stay on this thread.
     let row_bytes = kb * W::BYTES;
     let threads = rayon::current_num_threads();
     let n_chunks = (rows * row_bytes)
@@ -277,21 +281,26 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
         .min(rows);
     let chunk_rows = rows.div_ceil(n_chunks);
     let mut out_t = vec![0f32; rows * n];
-    out_t
-        .par_chunks_mut(chunk_rows * n)
-        .enumerate()
-        .for_each(|(c, out)| {
-            let first = c * chunk_rows;
-            let w = &w[first * kb..(first + out.len() / n) * kb];
-            // 3. Tile after tile of activation rows, each against every row of the chunk.
-            for t0 in (0..n).step_by(TILE_ROWS) {
-                let t = TILE_ROWS.min(n - t0);
-                let a = &acts[t0 * kb..(t0 + t) * kb];
-                for (i, wr) in w.chunks_exact(kb).enumerate() {
-                    dot_tile(isa, wr, a, &mut out[i * n + t0..i * n + t0 + t]);
-                }
+    let work = |(c, out): (usize, &mut [f32])| {
+        let first = c * chunk_rows;
+        let w = &w[first * kb..(first + out.len() / n) * kb];
+        // 3. Tile after tile of activation rows, each against every row of the chunk.
+        for t0 in (0..n).step_by(TILE_ROWS) {
+            let t = TILE_ROWS.min(n - t0);
+            let a = &acts[t0 * kb..(t0 + t) * kb];
+            for (i, wr) in w.chunks_exact(kb).enumerate() {
+                dot_tile(isa, wr, a, &mut out[i * n + t0..i * n + t0 + t]);
             }
-        });
+        }
+    };
+    if rows * kb * n < MIN_PARALLEL_BLOCKS {
+        out_t.chunks_mut(chunk_rows * n).enumerate().for_each(work);
+    } else {
+        out_t
+            .par_chunks_mut(chunk_rows * n)
+            .enumerate()
+            .for_each(work);
+    }
     if n == 1 {
         return out_t;
     }
