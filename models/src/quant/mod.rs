@@ -9,10 +9,9 @@
 //! sums). [`blocks`] holds the formats and a scalar version; [`avx2`] the x86 kernels,
 //! chosen at run time. Both give bitwise equal results.
 //!
-//! Threads split the weight rows. Prefill quantizes all activation rows once, then each
-//! thread walks its rows in chunks that stay in cache, multiplying every chunk with one
-//! tile of activation rows after another, so a weight block is read from memory once and
-//! from cache once per tile.
+//! Threads split the weight rows into chunks that stay in cache. Prefill quantizes all
+//! activation rows once, then multiplies each chunk with one tile of activation rows after
+//! another, so a weight block is read from memory once and from cache once per tile.
 //!
 //! This module owns the weights' bytes (copied once out of candle's `QTensor`) and knows
 //! nothing of models; [`crate::weights`] decides which matrices use it.
@@ -271,8 +270,7 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
     }
     let kb = acts.len() / n;
     // 2. Split the weight rows into chunks that fit in cache, enough of them to keep every
-    //    thread busy. Outputs are gathered transposed, (rows, n), so that each chunk owns a
-    //    contiguous piece. Small products stay on this thread.
+    //    thread busy. Small products stay on this thread.
     let row_bytes = kb * W::BYTES;
     let threads = rayon::current_num_threads();
     let n_chunks = (rows * row_bytes)
@@ -280,37 +278,60 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
         .max(4 * threads)
         .min(rows);
     let chunk_rows = rows.div_ceil(n_chunks);
-    let mut out_t = vec![0f32; rows * n];
-    let work = |(c, out): (usize, &mut [f32])| {
+    let n_chunks = rows.div_ceil(chunk_rows);
+    let mut out = vec![0f32; n * rows];
+    let columns = Columns::new(&mut out);
+    let work = |c: usize| {
         let first = c * chunk_rows;
-        let w = &w[first * kb..(first + out.len() / n) * kb];
+        let w = &w[first * kb..rows.min(first + chunk_rows) * kb];
+        let mut tile = [0f32; TILE_ROWS];
         // 3. Tile after tile of activation rows, each against every row of the chunk.
         for t0 in (0..n).step_by(TILE_ROWS) {
             let t = TILE_ROWS.min(n - t0);
             let a = &acts[t0 * kb..(t0 + t) * kb];
             for (i, wr) in w.chunks_exact(kb).enumerate() {
-                dot_tile(isa, wr, a, &mut out[i * n + t0..i * n + t0 + t]);
+                dot_tile(isa, wr, a, &mut tile[..t]);
+                for (r, &v) in tile[..t].iter().enumerate() {
+                    // SAFETY: output column first + i belongs to chunk c alone.
+                    unsafe { columns.write((t0 + r) * rows + first + i, v) };
+                }
             }
         }
     };
     if rows * kb * n < MIN_PARALLEL_BLOCKS {
-        out_t.chunks_mut(chunk_rows * n).enumerate().for_each(work);
+        (0..n_chunks).for_each(work);
     } else {
-        out_t
-            .par_chunks_mut(chunk_rows * n)
-            .enumerate()
-            .for_each(work);
-    }
-    if n == 1 {
-        return out_t;
-    }
-    let mut out = vec![0f32; n * rows];
-    for (j, col) in out_t.chunks_exact(n).enumerate() {
-        for (i, &v) in col.iter().enumerate() {
-            out[i * rows + j] = v;
-        }
+        (0..n_chunks).into_par_iter().for_each(work);
     }
     out
+}
+
+/// An output matrix that work items fill concurrently, each its own columns.
+struct Columns<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: writers promise (see `write`) to touch disjoint elements.
+unsafe impl Sync for Columns<'_> {}
+
+impl<'a> Columns<'a> {
+    fn new(out: &'a mut [f32]) -> Self {
+        Self {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _out: std::marker::PhantomData,
+        }
+    }
+
+    /// # Safety
+    /// No other thread reads or writes element `i` while this `Columns` lives.
+    unsafe fn write(&self, i: usize, v: f32) {
+        assert!(i < self.len, "output index {i} out of {}", self.len);
+        // SAFETY: in bounds, and element i is this caller's alone.
+        unsafe { self.ptr.add(i).write(v) };
+    }
 }
 
 impl CustomOp1 for QuantMatrix {
