@@ -39,7 +39,7 @@ const MIN_PARALLEL_BLOCKS: usize = 8 * 1024;
 
 /// Which kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
+enum Isa {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2,
@@ -47,7 +47,7 @@ pub enum Isa {
 
 impl Isa {
     /// The fastest this CPU supports.
-    pub fn detect() -> Self {
+    fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
