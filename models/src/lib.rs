@@ -5,6 +5,7 @@
 //! - [`config`]: one [`ModelConfig`] for every family; `llama.rs`, `qwen2.rs`, `qwen3.rs`
 //!   and `gemma3.rs` fill it from config.json or GGUF metadata.
 //! - [`weights`]: tensors by name from either format, quantized where the file is.
+//! - [`quant`]: candor's CPU matrix product for Q4_1, Q5_0 and Q5_1 weights.
 //! - [`layers`] and [`transformer`]: the shared decoder, whose forward pass takes a batch
 //!   of sequences with caller-owned KV caches ([`kv_cache`]).
 //!
@@ -17,6 +18,7 @@ pub mod gemma3;
 pub mod kv_cache;
 pub mod layers;
 pub mod llama;
+pub mod quant;
 pub mod qwen2;
 pub mod qwen3;
 pub mod transformer;

@@ -10,9 +10,8 @@ use crate::config::{Activation, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::kv_cache::KvCache;
 use crate::layers::{self, Mlp, RmsNorm, Rope};
-use crate::weights::{Linear, Name, Weights};
-use candle_core::quantized::QMatMul;
-use candle_core::{DType, Device, Module, Tensor};
+use crate::weights::{Linear, Matrix, Name, Weights};
+use candle_core::{DType, Device, Tensor};
 
 /// Which positions of a sequence need logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +56,10 @@ struct Block {
 /// A loaded decoder-only language model.
 pub struct Model {
     cfg: ModelConfig,
-    embed: QMatMul,
+    embed: Matrix,
     blocks: Vec<Block>,
     norm: RmsNorm,
-    lm_head: QMatMul,
+    lm_head: Matrix,
     rope: Rope,
     rope_local: Rope,
     device: Device,

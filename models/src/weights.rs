@@ -3,10 +3,15 @@
 //! [`Weights`] hides the difference between a GGUF file (tensors stay quantized, in
 //! llama.cpp's naming) and a Hugging Face folder of safetensors (memory-mapped, in
 //! transformers' naming). Architectures ask for a tensor by both of its names through
-//! [`Name`] and get a [`QMatMul`] or a plain [`Tensor`], loaded one at a time so that the
+//! [`Name`] and get a [`Matrix`] or a plain [`Tensor`], loaded one at a time so that the
 //! process never holds two full copies of the weights.
+//!
+//! On the CPU, GGUF matrices in Q4_1, Q5_0 and Q5_1 go to candor's own kernel
+//! ([`crate::quant`]), since candle multiplies those formats with scalar code; every other
+//! format, and every other device, stays with candle's [`QMatMul`].
 
 use crate::error::{candle_message, ModelError, Result};
+use crate::quant::QuantMatrix;
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::safetensors::{Load, MmapedSafetensors};
 use candle_core::{DType, Device, Module, Tensor};
@@ -56,10 +61,37 @@ enum Source {
     },
 }
 
+/// A weight matrix (out, in), multiplied as `x @ w^T`.
+#[derive(Debug, Clone)]
+pub enum Matrix {
+    /// candle's product: plain tensors, and quantized formats candle has kernels for.
+    Candle(QMatMul),
+    /// candor's CPU kernel for Q4_1, Q5_0 and Q5_1.
+    Quant(Arc<QuantMatrix>),
+}
+
+impl Matrix {
+    /// x: (..., in) -> (..., out).
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Matrix::Candle(m) => m.forward(x),
+            Matrix::Quant(m) => m.forward(x),
+        }
+    }
+
+    /// Rows `ids` of the matrix, for embedding lookups: ids (...) -> (..., in).
+    pub fn embedding(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Matrix::Candle(m) => m.embedding(ids),
+            Matrix::Quant(m) => m.embedding(ids),
+        }
+    }
+}
+
 /// A linear layer over quantized or plain weights, with an optional bias.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: QMatMul,
+    weight: Matrix,
     bias: Option<Tensor>,
 }
 
@@ -73,7 +105,7 @@ impl Linear {
         }
     }
 
-    pub fn weight(&self) -> &QMatMul {
+    pub fn weight(&self) -> &Matrix {
         &self.weight
     }
 }
@@ -291,23 +323,26 @@ impl Weights {
     }
 
     /// A weight matrix of shape (rows, cols), kept quantized where the file is quantized.
-    pub fn matrix(&self, name: &Name, rows: usize, cols: usize) -> Result<QMatMul> {
+    pub fn matrix(&self, name: &Name, rows: usize, cols: usize) -> Result<Matrix> {
         let key = self.key(name);
         self.check_shape(&key, &[rows, cols])?;
         match &self.source {
             Source::Gguf { .. } => {
                 let q = self.read_qtensor(&key)?;
-                let dequantize =
-                    matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
-                if dequantize {
-                    Ok(QMatMul::Tensor(
-                        q.dequantize(&self.device)?.to_dtype(self.dtype)?,
-                    ))
+                let dtype = q.dtype();
+                if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+                    let w = q.dequantize(&self.device)?.to_dtype(self.dtype)?;
+                    Ok(Matrix::Candle(QMatMul::Tensor(w)))
+                } else if self.device.is_cpu() && QuantMatrix::supports(dtype) {
+                    // Copies the blocks; `q` is dropped on return.
+                    Ok(Matrix::Quant(Arc::new(QuantMatrix::from_qtensor(&q)?)))
                 } else {
-                    Ok(QMatMul::from_arc(Arc::new(q))?)
+                    Ok(Matrix::Candle(QMatMul::from_arc(Arc::new(q))?))
                 }
             }
-            Source::Safetensors { .. } => Ok(QMatMul::Tensor(self.read_tensor(&key, self.dtype)?)),
+            Source::Safetensors { .. } => Ok(Matrix::Candle(QMatMul::Tensor(
+                self.read_tensor(&key, self.dtype)?,
+            ))),
         }
     }
 

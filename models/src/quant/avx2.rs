@@ -1,0 +1,212 @@
+//! AVX2 + FMA + F16C versions of activation quantization and of the dot products, for
+//! x86-64 machines that have them (checked at run time by the caller).
+//!
+//! Written after ggml's x86 kernels (ggml-org/llama.cpp, commit 47b0c4b5488f,
+//! ggml/src/ggml-cpu/arch/x86/quants.c): `quantize_row_q8_0`, `quantize_row_q8_1`,
+//! `ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q5_1_q8_1` and their
+//! helpers `bytes_from_nibbles_32`, `bytes_from_bits_32`, `hsum_float_8`. One change: a
+//! tile of weight rows is multiplied with a tile of activation rows at once, each pair
+//! with its own accumulator, so that prefill unpacks every weight block once per tile of
+//! activation rows and decode runs several independent accumulation chains. Per pair the
+//! operations and their order are exactly those of one ggml dot product, so a result does
+//! not depend on the tile it was computed in.
+
+use super::blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, WeightBlock, QK};
+use std::arch::x86_64::*;
+
+/// The unpacking half of a dot product, per weight format.
+pub trait Avx2Block: WeightBlock {
+    /// The block's 32 values as bytes (unsigned for formats with a min, signed for Q5_0),
+    /// with `d` and `m` (0 without a min).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn unpack(&self) -> (__m256i, f32, f32);
+}
+
+/// `d` and `m`, two f16 numbers side by side, widened together.
+#[target_feature(enable = "avx2,f16c")]
+fn scales_f16(d: [u8; 2], m: [u8; 2]) -> (f32, f32) {
+    let both = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes([
+        d[0], d[1], m[0], m[1],
+    ])));
+    (_mm_cvtss_f32(both), _mm_cvtss_f32(_mm_movehdup_ps(both)))
+}
+
+/// Low nibbles to bytes 0..16, high nibbles to bytes 16..32.
+#[target_feature(enable = "avx2")]
+fn nibbles(qs: &[u8; QK / 2]) -> __m256i {
+    // SAFETY: an unaligned 16-byte load from a 16-byte array.
+    let lo = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let both = _mm256_set_m128i(_mm_srli_epi16(lo, 4), lo);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+/// Byte `j` is 0xFF where bit `j` of `qh` is set, else 0.
+#[target_feature(enable = "avx2")]
+fn bits(qh: [u8; 4]) -> __m256i {
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(i32::from_le_bytes(qh)),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    // Every bit but bit j of each byte: the byte is all ones iff bit j was set.
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
+}
+
+impl Avx2Block for BlockQ4_1 {
+    #[inline(always)]
+    unsafe fn unpack(&self) -> (__m256i, f32, f32) {
+        let (d, m) = scales_f16(self.d, self.m);
+        (nibbles(&self.qs), d, m)
+    }
+}
+
+impl Avx2Block for BlockQ5_0 {
+    #[inline(always)]
+    unsafe fn unpack(&self) -> (__m256i, f32, f32) {
+        let (d, _) = scales_f16(self.d, [0, 0]);
+        // Where bit 4 is clear the value is nibble - 16: set the byte's high nibble.
+        let high = _mm256_andnot_si256(bits(self.qh), _mm256_set1_epi8(0xF0u8 as i8));
+        (_mm256_or_si256(nibbles(&self.qs), high), d, 0.0)
+    }
+}
+
+impl Avx2Block for BlockQ5_1 {
+    #[inline(always)]
+    unsafe fn unpack(&self) -> (__m256i, f32, f32) {
+        let (d, m) = scales_f16(self.d, self.m);
+        let high = _mm256_and_si256(bits(self.qh), _mm256_set1_epi8(0x10));
+        (_mm256_or_si256(nibbles(&self.qs), high), d, m)
+    }
+}
+
+/// ggml's `hsum_float_8`.
+#[target_feature(enable = "avx2")]
+fn hsum_f32(x: __m256) -> f32 {
+    let r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+}
+
+/// `C` weight rows against `R` activation rows: `out[c * R + r] = w[c] · a[r]`. Each pair
+/// has its own accumulator; more pairs mean more independent fused multiply-add chains
+/// (one chain, as in a plain dot product, waits on the FMA latency every block).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; every `w[c]` and `a[r]` has the same number
+/// of blocks, and `out` has `C * R` elements.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_tile<W: Avx2Block, const C: usize, const R: usize>(
+    w: [&[W]; C],
+    a: [&[BlockQ8]; R],
+    out: &mut [f32],
+) {
+    let kb = w[0].len();
+    debug_assert!(w.iter().all(|w| w.len() == kb) && a.iter().all(|a| a.len() == kb));
+    debug_assert_eq!(out.len(), C * R);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); R]; C];
+    let mut summs = [[0f32; R]; C];
+    for b in 0..kb {
+        for c in 0..C {
+            // SAFETY: b < kb == w[c].len(); the caller guarantees the CPU features.
+            let (qx, dw, mw) = unsafe { w[c].get_unchecked(b).unpack() };
+            // For Q5_0's signed values, multiply |x| by y with x's sign (maddubs wants an
+            // unsigned first operand); |x| once per block.
+            let ax = if W::HAS_MIN {
+                qx
+            } else {
+                _mm256_sign_epi8(qx, qx)
+            };
+            for r in 0..R {
+                // SAFETY: b < kb == a[r].len().
+                let ab = unsafe { a[r].get_unchecked(b) };
+                if W::HAS_MIN {
+                    summs[c][r] += mw * ab.s;
+                }
+                // SAFETY: an unaligned 32-byte load from a 32-byte array.
+                let qy = unsafe { _mm256_loadu_si256(ab.qs.as_ptr().cast()) };
+                let qy = if W::HAS_MIN {
+                    qy
+                } else {
+                    _mm256_sign_epi8(qy, qx)
+                };
+                let pairs = _mm256_maddubs_epi16(ax, qy);
+                let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+                acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), q, acc[c][r]);
+            }
+        }
+    }
+    for c in 0..C {
+        for r in 0..R {
+            out[c * R + r] = hsum_f32(acc[c][r]) + summs[c][r];
+        }
+    }
+}
+
+/// ggml's AVX2 `quantize_row_q8_0` (`with_sum` false) or `quantize_row_q8_1` (true).
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C; `xs.len() == out.len() * 32`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_row(xs: &[f32], out: &mut [BlockQ8], with_sum: bool) {
+    debug_assert_eq!(xs.len(), out.len() * QK);
+    let sign = _mm256_set1_ps(-0.0);
+    for (x, y) in xs.chunks_exact(QK).zip(out.iter_mut()) {
+        // SAFETY: four unaligned 8-float loads from a 32-float chunk.
+        let v: [__m256; 4] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x[8 * i..].as_ptr()) });
+        let mut amax = _mm256_andnot_ps(sign, v[0]);
+        for vi in &v[1..] {
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, *vi));
+        }
+        let m4 = _mm_max_ps(_mm256_extractf128_ps(amax, 1), _mm256_castps256_ps128(amax));
+        let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        let i = v.map(|vi| {
+            let scaled = _mm256_mul_ps(vi, id);
+            _mm256_cvtps_epi32(_mm256_round_ps::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(scaled))
+        });
+        let s01 = _mm256_packs_epi32(i[0], i[1]);
+        let s23 = _mm256_packs_epi32(i[2], i[3]);
+        // The packs work per 128-bit half; put the 4-byte groups back in order.
+        let bytes = _mm256_permutevar8x32_epi32(
+            _mm256_packs_epi16(s01, s23),
+            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+        );
+        // SAFETY: an unaligned 32-byte store into a 32-byte array.
+        unsafe { _mm256_storeu_si256(y.qs.as_mut_ptr().cast(), bytes) };
+        y.d = f16_round(d);
+        y.s = if with_sum {
+            let sum = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+            let sum = _mm_add_epi32(
+                _mm256_castsi256_si128(sum),
+                _mm256_extracti128_si256(sum, 1),
+            );
+            let sum = _mm_add_epi32(sum, _mm_unpackhi_epi64(sum, sum));
+            let sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b10_11_00_01));
+            f16_round(d * _mm_cvtsi128_si32(sum) as f32)
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Rounds to f16 and back with F16C, round-to-nearest-even like ggml's
+/// `GGML_CPU_FP32_TO_FP16`.
+#[target_feature(enable = "avx2,f16c")]
+fn f16_round(x: f32) -> f32 {
+    let h = _mm_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm_set_ss(x));
+    _mm_cvtss_f32(_mm_cvtph_ps(h))
+}

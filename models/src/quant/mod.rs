@@ -1,0 +1,393 @@
+//! candor's own CPU matrix product for GGUF weights in Q4_1, Q5_0 and Q5_1, the formats
+//! candle multiplies with scalar code only.
+//!
+//! The method is ggml's (ggml-org/llama.cpp, commit 47b0c4b5488f,
+//! ggml/src/ggml-cpu/arch/x86/quants.c and ggml/src/ggml-cpu/ggml-cpu.c): each row of
+//! activations is quantized per block of 32 values, to Q8_1 for Q4_1 and Q5_1 weights and
+//! to Q8_0 for Q5_0, then every output is a sum of integer dot products of blocks scaled by
+//! the blocks' f16 scales (and, with Q8_1, the weights' mins times the activation block
+//! sums). [`blocks`] holds the formats and a scalar version; [`avx2`] the x86 kernels,
+//! chosen at run time. Both give bitwise equal results.
+//!
+//! Threads split the weight rows into chunks that stay in cache. Prefill quantizes all
+//! activation rows once, then multiplies each chunk with one tile of activation rows after
+//! another, so a weight block is read from memory once and from cache once per tile.
+//!
+//! This module owns the weights' bytes (copied once out of candle's `QTensor`) and knows
+//! nothing of models; [`crate::weights`] decides which matrices use it.
+
+mod blocks;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+use blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, WeightBlock, QK};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Activation rows multiplied together with one weight row.
+const TILE_ROWS: usize = 4;
+
+/// Bytes of weights one work item reads, sized to stay in L1/L2 while a tile of
+/// activation rows after another goes by.
+const CHUNK_BYTES: usize = 32 * 1024;
+
+/// Block dot products below which a product runs on the calling thread: waking the pool
+/// costs more than the work (decode with a small matrix, such as a GQA k/v projection).
+const MIN_PARALLEL_BLOCKS: usize = 8 * 1024;
+
+/// Which kernels run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Isa {
+    /// The fastest this CPU supports.
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+        {
+            return Isa::Avx2;
+        }
+        Isa::Scalar
+    }
+}
+
+enum Blocks {
+    Q4_1(Vec<BlockQ4_1>),
+    Q5_0(Vec<BlockQ5_0>),
+    Q5_1(Vec<BlockQ5_1>),
+}
+
+/// A (rows, cols) weight matrix in Q4_1, Q5_0 or Q5_1, row-major, as stored in GGUF.
+pub struct QuantMatrix {
+    rows: usize,
+    cols: usize,
+    blocks: Blocks,
+    /// Detected once at load.
+    isa: Isa,
+}
+
+impl std::fmt::Debug for QuantMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuantMatrix")
+            .field("dtype", &self.dtype())
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("isa", &self.isa)
+            .finish()
+    }
+}
+
+fn parse<W: WeightBlock>(bytes: &[u8]) -> Vec<W> {
+    bytes.chunks_exact(W::BYTES).map(W::from_bytes).collect()
+}
+
+impl QuantMatrix {
+    /// Whether this module multiplies weights of `dtype`.
+    pub fn supports(dtype: GgmlDType) -> bool {
+        matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+    }
+
+    /// Copies a 2-D quantized tensor's blocks; the `QTensor` can be dropped afterwards.
+    pub fn from_qtensor(q: &QTensor) -> candle_core::Result<Self> {
+        let (rows, cols) = q.shape().dims2()?;
+        if !cols.is_multiple_of(QK) {
+            candle_core::bail!("quantized matrix: {cols} columns are not whole blocks of {QK}");
+        }
+        let data = q.data()?;
+        let blocks = match q.dtype() {
+            GgmlDType::Q4_1 => Blocks::Q4_1(parse(&data)),
+            GgmlDType::Q5_0 => Blocks::Q5_0(parse(&data)),
+            GgmlDType::Q5_1 => Blocks::Q5_1(parse(&data)),
+            other => candle_core::bail!("quantized matrix: {other:?} is not Q4_1, Q5_0 or Q5_1"),
+        };
+        let m = Self {
+            rows,
+            cols,
+            blocks,
+            isa: Isa::detect(),
+        };
+        let n_blocks = match &m.blocks {
+            Blocks::Q4_1(b) => b.len(),
+            Blocks::Q5_0(b) => b.len(),
+            Blocks::Q5_1(b) => b.len(),
+        };
+        if n_blocks != rows * cols / QK {
+            candle_core::bail!(
+                "quantized matrix: {n_blocks} blocks for a ({rows}, {cols}) {:?} tensor",
+                m.dtype()
+            );
+        }
+        Ok(m)
+    }
+
+    pub fn dtype(&self) -> GgmlDType {
+        match &self.blocks {
+            Blocks::Q4_1(_) => GgmlDType::Q4_1,
+            Blocks::Q5_0(_) => GgmlDType::Q5_0,
+            Blocks::Q5_1(_) => GgmlDType::Q5_1,
+        }
+    }
+
+    /// (rows, cols).
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// x: (..., cols) -> (..., rows), `x @ self^T`, in x's dtype.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?.contiguous()?;
+        x.apply_op1_no_bwd(self)?.to_dtype(dtype)
+    }
+
+    /// Rows `ids` of the matrix, dequantized: ids (...) -> (..., cols) in f32.
+    pub fn embedding(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let mut dims = ids.dims().to_vec();
+        dims.push(self.cols);
+        let ids = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        let mut out = vec![0f32; ids.len() * self.cols];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(self.cols)) {
+            let id = id as usize;
+            if id >= self.rows {
+                candle_core::bail!("embedding: id {id} is outside the {} rows", self.rows);
+            }
+            match &self.blocks {
+                Blocks::Q4_1(b) => dequantize_row(self.row(b, id), row),
+                Blocks::Q5_0(b) => dequantize_row(self.row(b, id), row),
+                Blocks::Q5_1(b) => dequantize_row(self.row(b, id), row),
+            }
+        }
+        Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
+    }
+
+    fn row<'a, W>(&self, blocks: &'a [W], i: usize) -> &'a [W] {
+        let kb = self.cols / QK;
+        &blocks[i * kb..(i + 1) * kb]
+    }
+
+    /// x: (n, cols) row-major -> (n, rows) row-major.
+    pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
+        self.matmul_with(self.isa, x, n)
+    }
+
+    fn matmul_with(&self, isa: Isa, x: &[f32], n: usize) -> Vec<f32> {
+        assert_eq!(x.len(), n * self.cols, "activations are not (n, cols)");
+        match &self.blocks {
+            Blocks::Q4_1(b) => matmul(isa, b, self.rows, self.cols, x, n),
+            Blocks::Q5_0(b) => matmul(isa, b, self.rows, self.cols, x, n),
+            Blocks::Q5_1(b) => matmul(isa, b, self.rows, self.cols, x, n),
+        }
+    }
+}
+
+/// candle's (and ggml's) `dequantize_row_*`: `d * q + m`, or `d * (q - 16)` for Q5_0.
+fn dequantize_row<W: WeightBlock>(blocks: &[W], out: &mut [f32]) {
+    for (b, out) in blocks.iter().zip(out.chunks_exact_mut(QK)) {
+        let (d, m) = b.scales();
+        for (o, q) in out.iter_mut().zip(b.values()) {
+            *o = if W::HAS_MIN {
+                q as f32 * d + m
+            } else {
+                q as f32 * d
+            };
+        }
+    }
+}
+
+/// Implemented by every weight format, whatever kernels this target has.
+#[cfg(target_arch = "x86_64")]
+trait Kernels: avx2::Avx2Block {}
+#[cfg(target_arch = "x86_64")]
+impl<W: avx2::Avx2Block> Kernels for W {}
+#[cfg(not(target_arch = "x86_64"))]
+trait Kernels: WeightBlock {}
+#[cfg(not(target_arch = "x86_64"))]
+impl<W: WeightBlock> Kernels for W {}
+
+fn quantize_rows(isa: Isa, x: &[f32], out: &mut [BlockQ8], with_sum: bool) {
+    match isa {
+        Isa::Scalar => blocks::quantize_row(x, out, with_sum),
+        // SAFETY: Isa::Avx2 is only chosen when the CPU has AVX2, FMA and F16C.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { avx2::quantize_row(x, out, with_sum) },
+    }
+}
+
+/// Weight rows multiplied together with a tile of `t` activation rows: small tiles get
+/// more, so that the AVX2 kernel always has several accumulators going.
+fn weight_rows_per_step(t: usize) -> usize {
+    match t {
+        1 => 4,
+        2 => 2,
+        _ => 1,
+    }
+}
+
+/// `c` weight rows (`w`, c * kb blocks) against `t` activation rows (`a`, t * kb blocks):
+/// `out[i * t + r] = w_i · a_r`, for c = [`weight_rows_per_step`]`(t)` or 1.
+fn dot_tile<W: Kernels>(isa: Isa, kb: usize, w: &[W], a: &[BlockQ8], out: &mut [f32]) {
+    match isa {
+        Isa::Scalar => {
+            let t = a.len() / kb;
+            for (wr, out) in w.chunks_exact(kb).zip(out.chunks_exact_mut(t)) {
+                for (ar, out) in a.chunks_exact(kb).zip(out) {
+                    *out = blocks::dot(wr, ar);
+                }
+            }
+        }
+        // SAFETY (all arms): Isa::Avx2 is only chosen when the CPU has AVX2, FMA and F16C;
+        // every row has kb blocks and out has one element per pair.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe {
+            let (c, t) = (w.len() / kb, a.len() / kb);
+            let w = |i: usize| &w[i * kb..(i + 1) * kb];
+            let a = |i: usize| &a[i * kb..(i + 1) * kb];
+            match (c, t) {
+                (1, 1) => avx2::dot_tile::<W, 1, 1>([w(0)], [a(0)], out),
+                (1, 2) => avx2::dot_tile::<W, 1, 2>([w(0)], [a(0), a(1)], out),
+                (1, 3) => avx2::dot_tile::<W, 1, 3>([w(0)], [a(0), a(1), a(2)], out),
+                (1, 4) => avx2::dot_tile::<W, 1, 4>([w(0)], [a(0), a(1), a(2), a(3)], out),
+                (2, 2) => avx2::dot_tile::<W, 2, 2>([w(0), w(1)], [a(0), a(1)], out),
+                (4, 1) => avx2::dot_tile::<W, 4, 1>([w(0), w(1), w(2), w(3)], [a(0)], out),
+                (c, t) => unreachable!("no kernel for {c} weight rows by {t} activation rows"),
+            }
+        },
+    }
+}
+
+/// x (n, cols) times the transpose of `w` (rows, cols): (n, rows).
+fn matmul<W: Kernels>(
+    isa: Isa,
+    w: &[W],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
+    // 1. Quantize every activation row once: (n, cols / 32) blocks.
+    let mut acts = vec![BlockQ8::ZERO; n * cols / QK];
+    for (x, a) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(cols / QK)) {
+        quantize_rows(isa, x, a, W::HAS_MIN);
+    }
+    multiply(isa, w, rows, &acts, n)
+}
+
+/// Quantized activations `acts` (n, kb) times the transpose of `w` (rows, kb): (n, rows).
+fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usize) -> Vec<f32> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let kb = acts.len() / n;
+    // 2. Split the weight rows into chunks that fit in cache, enough of them to keep every
+    //    thread busy. Small products stay on this thread.
+    let row_bytes = kb * W::BYTES;
+    let threads = rayon::current_num_threads();
+    let n_chunks = (rows * row_bytes)
+        .div_ceil(CHUNK_BYTES)
+        .max(4 * threads)
+        .min(rows);
+    let chunk_rows = rows.div_ceil(n_chunks);
+    let n_chunks = rows.div_ceil(chunk_rows);
+    let mut out = vec![0f32; n * rows];
+    let columns = Columns::new(&mut out);
+    let work = |c: usize| {
+        let first = c * chunk_rows;
+        let w = &w[first * kb..rows.min(first + chunk_rows) * kb];
+        let mut tile = [0f32; 4 * TILE_ROWS];
+        // 3. Tile after tile of activation rows, each against every row of the chunk, a few
+        //    weight rows at a time.
+        for t0 in (0..n).step_by(TILE_ROWS) {
+            let t = TILE_ROWS.min(n - t0);
+            let a = &acts[t0 * kb..(t0 + t) * kb];
+            let step = weight_rows_per_step(t);
+            let mut i = 0;
+            while i < w.len() / kb {
+                let c = if i + step <= w.len() / kb { step } else { 1 };
+                let tile = &mut tile[..c * t];
+                dot_tile(isa, kb, &w[i * kb..(i + c) * kb], a, tile);
+                for (j, &v) in tile.iter().enumerate() {
+                    let (row, col) = (t0 + j % t, first + i + j / t);
+                    // SAFETY: output column `col` belongs to this chunk alone.
+                    unsafe { columns.write(row * rows + col, v) };
+                }
+                i += c;
+            }
+        }
+    };
+    if rows * kb * n < MIN_PARALLEL_BLOCKS {
+        (0..n_chunks).for_each(work);
+    } else {
+        (0..n_chunks).into_par_iter().for_each(work);
+    }
+    out
+}
+
+/// An output matrix that work items fill concurrently, each its own columns.
+struct Columns<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: writers promise (see `write`) to touch disjoint elements.
+unsafe impl Sync for Columns<'_> {}
+
+impl<'a> Columns<'a> {
+    fn new(out: &'a mut [f32]) -> Self {
+        Self {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _out: std::marker::PhantomData,
+        }
+    }
+
+    /// # Safety
+    /// No other thread reads or writes element `i` while this `Columns` lives.
+    unsafe fn write(&self, i: usize, v: f32) {
+        assert!(i < self.len, "output index {i} out of {}", self.len);
+        // SAFETY: in bounds, and element i is this caller's alone.
+        unsafe { self.ptr.add(i).write(v) };
+    }
+}
+
+impl CustomOp1 for QuantMatrix {
+    fn name(&self) -> &'static str {
+        "candor-quant-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("quantized matmul: activations are not contiguous");
+        };
+        let dims = layout.shape().dims();
+        if dims.last() != Some(&self.cols) {
+            candle_core::bail!(
+                "quantized matmul: activations {dims:?} do not end in {} columns",
+                self.cols
+            );
+        }
+        let CpuStorage::F32(x) = storage else {
+            candle_core::bail!("quantized matmul: activations are not f32");
+        };
+        let x = &x[start..end];
+        let n = x.len() / self.cols;
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("rank >= 1") = self.rows;
+        Ok((CpuStorage::F32(self.matmul(x, n)), Shape::from(out_dims)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

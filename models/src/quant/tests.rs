@@ -1,0 +1,299 @@
+//! The kernels against candle (same formats, scalar code), against an f64 evaluation of
+//! the same quantized numbers, and against each other (scalar, AVX2, one row or many).
+
+use super::*;
+use candle_core::quantized::QMatMul;
+use candle_core::{Device, Module};
+use std::sync::Arc;
+
+const TYPES: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
+
+/// Deterministic values roughly in (-scale, scale), with a few larger outliers as real
+/// activations have.
+fn values(seed: u64, len: usize, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+            if i % 97 == 13 {
+                8.0 * u * scale
+            } else {
+                u * scale
+            }
+        })
+        .collect()
+}
+
+fn quantized(dtype: GgmlDType, rows: usize, cols: usize, seed: u64) -> QTensor {
+    let w = Tensor::from_vec(values(seed, rows * cols, 0.1), (rows, cols), &Device::Cpu).unwrap();
+    QTensor::quantize(&w, dtype).unwrap()
+}
+
+fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    diff / scale
+}
+
+fn isas() -> Vec<Isa> {
+    let mut v = vec![Isa::Scalar];
+    if Isa::detect() != Isa::Scalar {
+        v.push(Isa::detect());
+    }
+    v
+}
+
+/// The result computed in f64 from the same quantized weights and activations: what any
+/// correct kernel of this method must give up to f32 rounding.
+fn exact(m: &QuantMatrix, x: &[f32], n: usize) -> Vec<f32> {
+    fn go<W: WeightBlock>(w: &[W], rows: usize, cols: usize, x: &[f32], n: usize) -> Vec<f32> {
+        let kb = cols / QK;
+        let mut out = vec![0f32; n * rows];
+        for i in 0..n {
+            let mut a = vec![BlockQ8::ZERO; kb];
+            blocks::quantize_row(&x[i * cols..(i + 1) * cols], &mut a, W::HAS_MIN);
+            for j in 0..rows {
+                let mut sum = 0f64;
+                for (wb, ab) in w[j * kb..(j + 1) * kb].iter().zip(&a) {
+                    let (d, m) = wb.scales();
+                    let sumi: i32 = wb
+                        .values()
+                        .iter()
+                        .zip(ab.qs)
+                        .map(|(&v, q)| v as i32 * q as i32)
+                        .sum();
+                    sum += d as f64 * ab.d as f64 * sumi as f64 + m as f64 * ab.s as f64;
+                }
+                out[i * rows + j] = sum as f32;
+            }
+        }
+        out
+    }
+    match &m.blocks {
+        Blocks::Q4_1(b) => go(b, m.rows, m.cols, x, n),
+        Blocks::Q5_0(b) => go(b, m.rows, m.cols, x, n),
+        Blocks::Q5_1(b) => go(b, m.rows, m.cols, x, n),
+    }
+}
+
+#[test]
+fn matches_exact_evaluation() {
+    let (rows, cols) = (37, 256);
+    for dtype in TYPES {
+        let m = QuantMatrix::from_qtensor(&quantized(dtype, rows, cols, 1)).unwrap();
+        for n in [1, 2, 3, 4, 5, 7, 13] {
+            let x = values(100 + n as u64, n * cols, 1.0);
+            let want = exact(&m, &x, n);
+            for isa in isas() {
+                let got = m.matmul_with(isa, &x, n);
+                let d = max_rel_diff(&got, &want);
+                assert!(d < 1e-6, "{dtype:?} {isa:?} n={n}: {d}");
+            }
+        }
+    }
+}
+
+/// candle's `quantize_row_q8_0` / `quantize_row_q8_1` (k_quants.rs), which round
+/// differently from ggml's x86 code that we follow: they multiply by the reciprocal of
+/// the rounded scale, round ties away from zero, and round the block sum through f16
+/// before multiplying it by the f16 scale.
+fn quantize_like_candle(xs: &[f32], out: &mut [BlockQ8], with_sum: bool) {
+    for (x, y) in xs.chunks_exact(QK).zip(out.iter_mut()) {
+        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in y.qs.iter_mut().zip(x) {
+            *q = (v * id).round() as i8;
+            sum += *q as i32;
+        }
+        let dh = half::f16::from_f32(d);
+        y.d = dh.to_f32();
+        y.s = if with_sum {
+            (half::f16::from_f32(sum as f32) * dh).to_f32()
+        } else {
+            0.0
+        };
+    }
+}
+
+fn candle_matmul(q: &Arc<QTensor>, x: &[f32], n: usize) -> Vec<f32> {
+    let cols = x.len() / n;
+    let xt = Tensor::from_vec(x.to_vec(), (n, cols), &Device::Cpu).unwrap();
+    let y = QMatMul::from_arc(q.clone()).unwrap().forward(&xt).unwrap();
+    y.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// candle multiplies these formats by the same method in scalar code: given the same
+/// activation blocks, only the order of the f32 additions differs.
+#[test]
+fn matches_candle_qmatmul() {
+    let cols = 576;
+    for dtype in TYPES {
+        for rows in [1, 37, 64] {
+            let q = Arc::new(quantized(dtype, rows, cols, rows as u64));
+            let m = QuantMatrix::from_qtensor(&q).unwrap();
+            for n in [1, 3, 4, 9, 32] {
+                let x = values(7 * n as u64, n * cols, 1.0);
+                let mut acts = vec![BlockQ8::ZERO; n * cols / QK];
+                for (x, a) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(cols / QK)) {
+                    quantize_like_candle(x, a, dtype != GgmlDType::Q5_0);
+                }
+                let want = candle_matmul(&q, &x, n);
+                for isa in isas() {
+                    let got = match &m.blocks {
+                        Blocks::Q4_1(b) => multiply(isa, b, rows, &acts, n),
+                        Blocks::Q5_0(b) => multiply(isa, b, rows, &acts, n),
+                        Blocks::Q5_1(b) => multiply(isa, b, rows, &acts, n),
+                    };
+                    let d = max_rel_diff(&got, &want);
+                    assert!(d < 1e-5, "{dtype:?} {isa:?} rows={rows} n={n}: {d}");
+                }
+            }
+        }
+    }
+}
+
+/// End to end, with ggml's activation rounding: Q5_0 (no block sums) stays within float
+/// noise of candle; Q4_1 and Q5_1 move by the f16 rounding of the block sums `s`, whose
+/// products with the weights' mins are large next to the result.
+#[test]
+fn near_candle_qmatmul_end_to_end() {
+    let cols = 576;
+    for dtype in TYPES {
+        let q = Arc::new(quantized(dtype, 64, cols, 2));
+        let m = QuantMatrix::from_qtensor(&q).unwrap();
+        for n in [1, 5] {
+            let x = values(3 * n as u64, n * cols, 1.0);
+            let xt = Tensor::from_vec(x.clone(), (n, cols), &Device::Cpu).unwrap();
+            let got = m.forward(&xt).unwrap().flatten_all().unwrap();
+            let d = max_rel_diff(&got.to_vec1::<f32>().unwrap(), &candle_matmul(&q, &x, n));
+            let tol = if dtype == GgmlDType::Q5_0 { 1e-5 } else { 5e-3 };
+            assert!(d < tol, "{dtype:?} n={n}: {d}");
+        }
+    }
+}
+
+#[test]
+fn scalar_and_simd_are_bitwise_equal() {
+    let (rows, cols) = (41, 320);
+    for dtype in TYPES {
+        let m = QuantMatrix::from_qtensor(&quantized(dtype, rows, cols, 3)).unwrap();
+        for n in [1, 2, 3, 4, 6, 11] {
+            let x = values(n as u64, n * cols, 2.0);
+            let scalar = m.matmul_with(Isa::Scalar, &x, n);
+            for isa in isas() {
+                assert_eq!(m.matmul_with(isa, &x, n), scalar, "{dtype:?} {isa:?} n={n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_row_does_not_depend_on_its_batch() {
+    let (rows, cols) = (29, 192);
+    for dtype in TYPES {
+        let m = QuantMatrix::from_qtensor(&quantized(dtype, rows, cols, 5)).unwrap();
+        let n = 11;
+        let x = values(9, n * cols, 1.0);
+        let all = m.matmul(&x, n);
+        for i in 0..n {
+            let one = m.matmul(&x[i * cols..(i + 1) * cols], 1);
+            assert_eq!(one, all[i * rows..(i + 1) * rows], "{dtype:?} row {i}");
+        }
+    }
+}
+
+#[test]
+fn activation_quantization_is_ggml_x86() {
+    // Scale 1 (amax 127): ties round to even, as _mm256_round_ps does.
+    let mut x = vec![0f32; 64];
+    x[..6].copy_from_slice(&[127.0, 2.5, -3.5, 0.5, -0.5, 1.5]);
+    x[32..35].copy_from_slice(&[-2.0, 1.0, 0.25]);
+    for isa in isas() {
+        let mut a = [BlockQ8::ZERO; 2];
+        quantize_rows(isa, &x, &mut a, true);
+        assert_eq!(a[0].qs[..6], [127, 2, -4, 0, 0, 2], "{isa:?}");
+        assert_eq!(a[0].d, 1.0);
+        assert_eq!(a[0].s, 127.0);
+        // amax 2: d = 2/127 in f16, values x * 63.5.
+        assert_eq!(a[1].qs[..3], [-127, 64, 16], "{isa:?}");
+        assert_eq!(a[1].d, blocks::round_f16(2.0 / 127.0));
+        assert_eq!(a[1].s, blocks::round_f16(2.0 / 127.0 * -47.0));
+    }
+    // An all-zero block.
+    let mut a = [BlockQ8::ZERO];
+    for isa in isas() {
+        quantize_rows(isa, &[0.0; 32], &mut a, true);
+        assert_eq!((a[0].qs, a[0].d, a[0].s), ([0; 32], 0.0, 0.0));
+    }
+}
+
+#[test]
+fn activation_quantization_scalar_and_simd_agree() {
+    let x = values(11, 64 * 32, 3.0);
+    let mut want = vec![BlockQ8::ZERO; 64];
+    blocks::quantize_row(&x, &mut want, true);
+    for isa in isas() {
+        let mut got = vec![BlockQ8::ZERO; 64];
+        quantize_rows(isa, &x, &mut got, true);
+        assert_eq!(got, want, "{isa:?}");
+    }
+}
+
+/// Our Q8 blocks against candle's `quantize_row_q8_1` on the same numbers.
+#[test]
+fn activation_quantization_near_candle() {
+    let cols = 32 * 64;
+    let x = values(13, cols, 1.0);
+    let q = QTensor::quantize(
+        &Tensor::from_vec(x.clone(), (1, cols), &Device::Cpu).unwrap(),
+        GgmlDType::Q8_1,
+    )
+    .unwrap();
+    let data = q.data().unwrap();
+    let mut ours = vec![BlockQ8::ZERO; cols / QK];
+    blocks::quantize_row(&x, &mut ours, true);
+    let mut differing = 0;
+    for (b, theirs) in ours.iter().zip(data.chunks_exact(36)) {
+        let f = |i: usize| half::f16::from_le_bytes([theirs[i], theirs[i + 1]]).to_f32();
+        assert_eq!(b.d, f(0));
+        assert!(
+            (b.s - f(2)).abs() <= f(2).abs() / 512.0,
+            "{} vs {}",
+            b.s,
+            f(2)
+        );
+        differing +=
+            b.qs.iter()
+                .zip(&theirs[4..])
+                .filter(|(a, c)| **a != **c as i8)
+                .count();
+    }
+    assert!(differing <= 2, "{differing} values quantized differently");
+}
+
+#[test]
+fn embedding_matches_candle() {
+    for dtype in TYPES {
+        let q = quantized(dtype, 50, 128, 17);
+        let m = QuantMatrix::from_qtensor(&q).unwrap();
+        let ids = Tensor::new(&[3u32, 0, 49, 3], &Device::Cpu).unwrap();
+        let want = q.embedding(&ids).unwrap().to_vec2::<f32>().unwrap();
+        let got = m.embedding(&ids).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(got, want, "{dtype:?}");
+    }
+}
+
+#[test]
+fn rejects_what_it_cannot_multiply() {
+    let q = quantized(GgmlDType::Q8_0, 4, 64, 1);
+    assert!(QuantMatrix::from_qtensor(&q).is_err());
+    let m = QuantMatrix::from_qtensor(&quantized(GgmlDType::Q4_1, 4, 64, 1)).unwrap();
+    let x = Tensor::zeros((2, 32), DType::F32, &Device::Cpu).unwrap();
+    assert!(m.forward(&x).is_err());
+}
