@@ -1,5 +1,6 @@
 //! Command-line arguments, turned into plain config structs for the rest of the crate.
 
+use crate::reasoning::{EffortBudgets, ReasoningFormat};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -144,4 +145,30 @@ pub struct ServeArgs {
     pub dtype: Option<DTypeArg>,
     #[arg(long)]
     pub chat_template: Option<PathBuf>,
+    /// Longest a request may take, in seconds, queueing included; a generation still
+    /// running then ends with finish_reason "length". 0: no limit.
+    #[arg(long, default_value_t = 600)]
+    pub request_timeout: u64,
+    /// How responses show a reasoning model's thinking: `separated` (reasoning_content
+    /// apart from content), `raw` (left in content, markers included) or `hidden`.
+    #[arg(long, value_enum, default_value_t = ReasoningFormat::Separated)]
+    pub reasoning_format: ReasoningFormat,
+    /// Default thinking budget in tokens (-1: unlimited); requests may set their own.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub reasoning_budget: i64,
+    /// Thinking budget for each `reasoning_effort`, e.g. `low=512,high=8192` (-1: unlimited).
+    #[arg(long, default_value_t = EffortBudgets::default())]
+    pub reasoning_effort_budgets: EffortBudgets,
+    /// Text written before the end marker when a budget closes the thinking, e.g.
+    /// "Time to answer."
+    #[arg(long)]
+    pub reasoning_budget_message: Option<String>,
+    /// The thinking markers as START,END (default `<think>,</think>` where the tokenizer
+    /// has them).
+    #[arg(long, value_parser = parse_markers)]
+    pub reasoning_markers: Option<(String, String)>,
+}
+
+fn parse_markers(s: &str) -> Result<(String, String), String> {
+    crate::output::reasoning::Markers::parse_pair(s)
 }

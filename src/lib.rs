@@ -7,7 +7,8 @@
 //! - `runtime`: a model, its tokenizer, chat template and end-of-turn tokens, loaded from one path.
 //! - `prompt`: chat templates (minijinja) and tokenizers (tokenizer.json or GGUF metadata).
 //! - `engine`: sampling and the generation loop over a loaded model.
-//! - `output`: incremental, UTF-8-safe detokenization and stop strings.
+//! - `output`: incremental, UTF-8-safe detokenization, stop strings and the reasoning splitter.
+//! - `reasoning`: the server's reasoning settings and each request's reasoning plan.
 //! - `inspect`, `device`: the `inspect` command's report and `--device` parsing.
 //!
 //! Model architectures, configs and weight loading live in the `candor-models` crate.
@@ -20,5 +21,6 @@ pub mod inspect;
 pub mod model_source;
 pub mod output;
 pub mod prompt;
+pub mod reasoning;
 pub mod runtime;
 pub mod validate;

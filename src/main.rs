@@ -70,6 +70,14 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         max_queue: args.max_queue,
         cors_origins: args.cors_origin.clone(),
         body_limit_bytes: args.body_limit,
+        request_timeout: (args.request_timeout > 0)
+            .then(|| std::time::Duration::from_secs(args.request_timeout)),
+        reasoning: candor::reasoning::ReasoningConfig {
+            format: args.reasoning_format,
+            budget: (args.reasoning_budget >= 0).then_some(args.reasoning_budget as usize),
+            effort_budgets: args.reasoning_effort_budgets.clone(),
+            budget_message: args.reasoning_budget_message.clone(),
+        },
     });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -86,6 +94,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             device: Some(device.clone()),
             dtype: dtype_for(args.dtype, &device),
             chat_template: args.chat_template.clone(),
+            reasoning_markers: args.reasoning_markers.clone(),
             progress: None,
         };
         let loader_state = state.clone();
@@ -104,6 +113,18 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             );
             if let Some(source) = &rt.template_source {
                 tracing::info!("using the {source}");
+            }
+            if let Some(m) = &rt.reasoning_markers {
+                tracing::info!(
+                    "reasoning model: thinking between {} and {} is returned {}",
+                    m.start,
+                    m.end,
+                    match loader_state.config.reasoning.format {
+                        candor::reasoning::ReasoningFormat::Separated => "as reasoning_content",
+                        candor::reasoning::ReasoningFormat::Raw => "inside content (raw)",
+                        candor::reasoning::ReasoningFormat::Hidden => "to nobody (hidden)",
+                    }
+                );
             }
             loader_state.set_loaded(Arc::new(rt));
             Ok(())
@@ -158,6 +179,7 @@ fn load(args: &ModelArgs) -> Result<Runtime> {
         device: Some(device.clone()),
         dtype,
         chat_template: args.chat_template.clone(),
+        reasoning_markers: None,
         progress: Some(Arc::new(move |done, total| {
             progress_bar.set_length(total);
             progress_bar.set_position(done);
@@ -196,8 +218,7 @@ fn params(s: &SamplingArgs) -> GenerateParams {
         },
         max_tokens: s.max_tokens,
         stop: s.stop.clone(),
-        ignore_eos: false,
-        logprobs: None,
+        ..GenerateParams::new(SamplingParams::default(), 0)
     }
 }
 

@@ -1,6 +1,7 @@
 //! A model ready to generate: weights, tokenizer, chat template and end-of-turn tokens,
 //! all found from one path on disk.
 
+use crate::output::reasoning::Markers;
 use crate::prompt::template::{self, ChatTemplate, TemplateError, TemplateSource};
 use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
 use candor_models::checkpoint::{Checkpoint, Format, LoadOptions};
@@ -40,6 +41,9 @@ pub struct RuntimeConfig {
     pub dtype: Option<DType>,
     /// Replaces the model's own chat template.
     pub chat_template: Option<PathBuf>,
+    /// The thinking markers (`--reasoning-markers`); default: `<think>` / `</think>` where
+    /// the tokenizer has them as tokens.
+    pub reasoning_markers: Option<(String, String)>,
     pub progress: Option<ProgressFn>,
 }
 
@@ -52,6 +56,8 @@ pub struct Runtime {
     pub template_source: Option<TemplateSource>,
     /// Every token id that ends a turn.
     pub eos_ids: Vec<u32>,
+    /// The markers around the model's thinking; None for models that do not think.
+    pub reasoning_markers: Option<Arc<Markers>>,
     /// A short name for logs and the API: the file or folder name.
     pub name: String,
     pub load_time: Duration,
@@ -93,6 +99,14 @@ impl Runtime {
             progress: cfg.progress.clone(),
         };
         let model = ckpt.load(&opts)?;
+        let reasoning_markers = match &cfg.reasoning_markers {
+            Some((start, end)) => Markers::find(start, end, |t| tokenizer.token_to_id(t), true),
+            None => {
+                let (start, end) = Markers::DEFAULT;
+                Markers::find(start, end, |t| tokenizer.token_to_id(t), false)
+            }
+        }
+        .map(Arc::new);
         let name = cfg
             .model
             .file_name()
@@ -104,6 +118,7 @@ impl Runtime {
             template,
             template_source,
             eos_ids,
+            reasoning_markers,
             name,
             load_time: start.elapsed(),
         })

@@ -9,6 +9,7 @@
 
 use crate::api::openai::{ChatCompletionRequest, CompletionRequest, DetokenizeRequest};
 use crate::engine::sampler::SamplingParams;
+use crate::reasoning::{Effort, ReasoningRequest};
 use serde_json::{Map, Value};
 
 /// Upper bound of `n`.
@@ -76,6 +77,8 @@ pub struct ValidRequest {
     pub logprobs: Option<usize>,
     /// Generate past end-of-sequence tokens, until `max_tokens` or a stop string.
     pub ignore_eos: bool,
+    /// Chat only: how to show and bound the thinking.
+    pub reasoning: ReasoningRequest,
 }
 
 /// Why a request was refused. Each variant carries OpenAI's `message`, the `param` at
@@ -191,7 +194,9 @@ pub fn validate_chat(
         },
         limits,
     )?;
+    let reasoning = reasoning_fields(req)?;
     Ok(ValidRequest {
+        reasoning,
         input: Input::Chat {
             messages,
             chat_template_kwargs,
@@ -204,6 +209,55 @@ pub fn validate_chat(
         include_usage: common.include_usage,
         logprobs,
         ignore_eos: common.ignore_eos,
+    })
+}
+
+/// The reasoning controls of a chat request.
+fn reasoning_fields(req: &ChatCompletionRequest) -> Result<ReasoningRequest, ValidationError> {
+    let include = boolean(&req.include_reasoning, "include_reasoning")?;
+    let effort = match string(&req.reasoning_effort, "reasoning_effort")? {
+        None => None,
+        Some(e) => Some(Effort::parse(e).ok_or_else(|| {
+            invalid(
+                "reasoning_effort",
+                "invalid_value",
+                format!(
+                    "Invalid value: '{e}'. Supported values are: {}.",
+                    Effort::NAMES.map(|n| format!("'{n}'")).join(", ")
+                ),
+            )
+        })?),
+    };
+    let mut budget: Option<(Option<usize>, &str)> = None;
+    for (value, name) in [
+        (&req.thinking_token_budget, "thinking_token_budget"),
+        (&req.reasoning_budget_tokens, "reasoning_budget_tokens"),
+        (&req.thinking_budget_tokens, "thinking_budget_tokens"),
+        (&req.max_reasoning_tokens, "max_reasoning_tokens"),
+    ] {
+        let Some(n) = integer(value, name)? else {
+            continue;
+        };
+        let n = integer_range(name, n, -1, u32::MAX as i128)?;
+        let b = (n >= 0).then_some(n as usize);
+        match budget {
+            Some((other, first)) if other != b => {
+                return Err(invalid(
+                    name,
+                    "invalid_value",
+                    format!("'{name}' and '{first}' set different thinking budgets; send one."),
+                ))
+            }
+            _ => budget = Some((b, name)),
+        }
+    }
+    let budget_message =
+        string(&req.reasoning_budget_message, "reasoning_budget_message")?.map(str::to_string);
+    Ok(ReasoningRequest {
+        include,
+        effort,
+        budget: budget.map(|(b, _)| b),
+        budget_message,
     })
 }
 
@@ -279,6 +333,7 @@ pub fn validate_completion(
         include_usage: common.include_usage,
         logprobs,
         ignore_eos: common.ignore_eos,
+        reasoning: ReasoningRequest::default(),
     })
 }
 
@@ -965,6 +1020,7 @@ mod tests {
                 include_usage: false,
                 logprobs: None,
                 ignore_eos: false,
+                reasoning: ReasoningRequest::default(),
             }
         );
         assert_eq!(v.sampling.temperature, 1.0);
@@ -1641,6 +1697,7 @@ mod tests {
                 include_usage: false,
                 logprobs: None,
                 ignore_eos: false,
+                reasoning: ReasoningRequest::default(),
             }
         );
         let server_default = Limits {
@@ -1824,5 +1881,49 @@ mod tests {
         let e: ApiError = chat(json!({"model": "other"})).unwrap_err().into();
         assert_eq!(e.status.as_u16(), 404);
         assert_eq!(e.code.as_deref(), Some("model_not_found"));
+    }
+
+    #[test]
+    fn reasoning_fields() {
+        let v = chat(
+            json!({"include_reasoning": false, "reasoning_effort": "low",
+                            "thinking_token_budget": 5, "max_reasoning_tokens": 5,
+                            "reasoning_budget_message": "Answer now."}),
+        )
+        .unwrap();
+        assert_eq!(
+            v.reasoning,
+            ReasoningRequest {
+                include: Some(false),
+                effort: Some(Effort::Low),
+                budget: Some(Some(5)),
+                budget_message: Some("Answer now.".into()),
+            }
+        );
+        assert_eq!(
+            chat(json!({"reasoning_budget_tokens": -1}))
+                .unwrap()
+                .reasoning
+                .budget,
+            Some(None)
+        );
+        assert_eq!(
+            refused(chat(json!({"reasoning_effort": "max"}))),
+            is("reasoning_effort", "invalid_value")
+        );
+        assert_eq!(
+            refused(chat(json!({"thinking_budget_tokens": -2}))),
+            is("thinking_budget_tokens", "integer_below_min_value")
+        );
+        assert_eq!(
+            refused(chat(
+                json!({"thinking_token_budget": 1, "max_reasoning_tokens": 2})
+            )),
+            is("max_reasoning_tokens", "invalid_value")
+        );
+        assert_eq!(
+            refused(chat(json!({"include_reasoning": "no"}))),
+            is("include_reasoning", "invalid_type")
+        );
     }
 }

@@ -22,6 +22,8 @@ fn config(api_key: Option<&str>) -> ServerConfig {
         max_queue: 64,
         cors_origins: Vec::new(),
         body_limit_bytes: 64 * 1024,
+        request_timeout: None,
+        reasoning: Default::default(),
     }
 }
 

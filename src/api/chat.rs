@@ -2,15 +2,19 @@
 //! at once or as a stream of `chat.completion.chunk` events.
 
 use crate::api::error::ApiError;
-use crate::api::generation::{self, Delta};
+use crate::api::generation::{self, Delta, Envelope, StreamShape};
 use crate::api::server::AppState;
+use crate::engine::generate::ReasoningParams;
+use crate::output::reasoning::Phase;
 use crate::prompt::template::RenderOptions;
+use crate::reasoning::ReasoningPlan;
+use crate::runtime::Runtime;
 use crate::validate::{self, Input, Limits};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,92 +80,131 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
             Some("messages"),
         ));
     };
+    let mut kwargs = chat_template_kwargs.clone();
+    let plan = state
+        .config
+        .reasoning
+        .plan(&valid.reasoning, Some(template.source()), &mut kwargs);
     let opts = RenderOptions {
         add_generation_prompt: true,
         tools: None,
-        kwargs: chat_template_kwargs.clone(),
+        kwargs,
     };
     // Rendering and tokenizing are CPU work: keep them off the async runtime.
-    let (messages, rt2) = (messages.clone(), rt.clone());
-    let template_result = tokio::task::spawn_blocking(move || -> Result<Vec<u32>, ApiError> {
-        let template = rt2.template.as_ref().expect("checked above");
-        let text = template
-            .render(&messages, &opts)
-            .map_err(|e| ApiError::bad_request(format!("chat template: {e}"), Some("messages")))?;
-        rt2.tokenizer
-            .encode(&text, false)
-            .map_err(|e| ApiError::internal(e.to_string()))
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?;
-    let _ = template;
-    let prompt = template_result?;
+    let (messages, rt2, plan2) = (messages.clone(), rt.clone(), plan.clone());
+    let rendered = tokio::task::spawn_blocking(move || render(&rt2, &messages, &opts, &plan2))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (prompt, reasoning) = rendered?;
     let prompt_len = prompt.len();
-    let choices = generation::submit(&state, loaded, &valid, prompt, 0, "messages")?;
-    let id = new_id("chatcmpl");
-    let created = crate::api::server::unix_now();
-    let model = state.config.served_model_name.clone();
+    let separated = reasoning.is_some() && !plan.raw;
+    let show_reasoning = separated && plan.show;
+    let choices = generation::submit(
+        &state, loaded, &valid, prompt, 0, "messages", reasoning, started,
+    )?;
+    let envelope = Envelope::new(
+        "chatcmpl",
+        "chat.completion",
+        &state.config.served_model_name,
+    );
 
     if valid.stream {
         let tok = rt.tokenizer.clone();
-        let (id2, model2) = (id.clone(), model.clone());
-        let chunk = move |d: Delta| {
-            let choice = match d {
-                Delta::Text {
-                    index,
-                    text,
-                    logprobs,
-                    first,
-                } => {
-                    let mut delta = json!({"content": text});
-                    if first {
-                        delta = json!({"role": "assistant", "content": text});
-                    }
-                    let lp = logprobs
-                        .map(|(l, piece)| json!({"content": [logprob_entry(&l, &piece, &tok)]}));
-                    json!({"index": index, "delta": delta, "logprobs": lp, "finish_reason": null})
+        let choice = move |d: Delta| match d {
+            Delta::Text {
+                index,
+                text,
+                reasoning,
+                logprobs,
+                first,
+            } => {
+                let mut delta = Map::new();
+                if first {
+                    delta.insert("role".into(), json!("assistant"));
                 }
-                Delta::Finish { index, finish } => {
-                    json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish.as_str()})
+                if !reasoning.is_empty() {
+                    delta.insert("reasoning_content".into(), json!(reasoning));
+                    delta.insert("reasoning".into(), json!(reasoning));
                 }
-            };
-            json!({"id": id2, "object": "chat.completion.chunk", "created": created, "model": model2,
-                   "system_fingerprint": FINGERPRINT, "choices": [choice]})
+                if !text.is_empty() || reasoning.is_empty() {
+                    delta.insert("content".into(), json!(text));
+                }
+                let lp = logprobs
+                    .map(|(l, piece)| json!({"content": [logprob_entry(&l, &piece, &tok)]}));
+                json!({"index": index, "delta": delta, "logprobs": lp, "finish_reason": null})
+            }
+            Delta::Finish { index, finish } => {
+                json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish.as_str()})
+            }
         };
-        let usage_chunk: Option<Box<dyn Fn(Value) -> Value + Send>> = if valid.include_usage {
-            let (id3, model3) = (id.clone(), model.clone());
-            Some(Box::new(move |usage: Value| {
-                json!({"id": id3, "object": "chat.completion.chunk", "created": created, "model": model3,
-                       "system_fingerprint": FINGERPRINT, "choices": [], "usage": usage})
-            }))
-        } else {
-            None
+        let shape = StreamShape {
+            envelope,
+            object: "chat.completion.chunk",
+            show_reasoning,
+            include_usage: valid.include_usage,
         };
         return Ok(generation::stream_response(
-            id,
+            shape,
             rt.tokenizer.clone(),
             choices,
             started,
-            chunk,
-            usage_chunk,
+            choice,
         ));
     }
 
     let results = generation::collect(&rt.tokenizer, choices).await?;
     let usages: Vec<_> = results.iter().map(|r| r.usage.clone()).collect();
-    generation::log_request(&id, &usages, started);
+    generation::log_request(&envelope.id, &usages, started);
     let choices: Vec<Value> = results
         .iter()
         .map(|r| {
             let lp = valid.logprobs.map(|_| {
                 json!({"content": r.logprobs.iter().map(|(l, p)| logprob_entry(l, p, &rt.tokenizer)).collect::<Vec<_>>()})
             });
-            json!({"index": r.index, "message": {"role": "assistant", "content": r.text},
+            let mut message = json!({"role": "assistant", "content": r.text});
+            if show_reasoning {
+                let thought = (!r.reasoning.is_empty()).then(|| r.reasoning.clone());
+                message["reasoning_content"] = json!(thought);
+                message["reasoning"] = json!(thought);
+            }
+            json!({"index": r.index, "message": message,
                    "logprobs": lp, "finish_reason": r.usage.finish.as_str()})
         })
         .collect();
-    let body = json!({"id": id, "object": "chat.completion", "created": created, "model": model,
-        "system_fingerprint": FINGERPRINT, "choices": choices,
-        "usage": generation::total_usage(&results, &[prompt_len])});
-    Ok(Json(body).into_response())
+    let usage = generation::total_usage(&results, &[prompt_len]);
+    Ok(Json(envelope.wrap("chat.completion", choices, Some(usage))).into_response())
+}
+
+/// Renders the conversation, tokenizes it, and (for reasoning models) works out where the
+/// prompt leaves the model and the tokens that would close its thinking.
+fn render(
+    rt: &Runtime,
+    messages: &[Value],
+    opts: &RenderOptions,
+    plan: &ReasoningPlan,
+) -> Result<(Vec<u32>, Option<ReasoningParams>), ApiError> {
+    let template = rt.template.as_ref().expect("checked by the caller");
+    let messages = template.prepare_messages(messages);
+    let text = template
+        .render(&messages, opts)
+        .map_err(|e| ApiError::bad_request(format!("chat template: {e}"), Some("messages")))?;
+    let prompt = rt
+        .tokenizer
+        .encode(&text, false)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let Some(markers) = &rt.reasoning_markers else {
+        return Ok((prompt, None));
+    };
+    let closing = rt
+        .tokenizer
+        .encode(&markers.closing_text(plan.budget_message.as_deref()), false)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let params = ReasoningParams {
+        markers: markers.clone(),
+        phase: Phase::from_prompt(&text, markers),
+        raw: plan.raw,
+        budget: plan.budget,
+        closing,
+    };
+    Ok((prompt, Some(params)))
 }

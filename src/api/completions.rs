@@ -1,9 +1,8 @@
 //! POST /v1/completions: the legacy text-completion API. The prompt goes to the model as
 //! it is (no chat template); `prompt` may be a list, each answered with `n` choices.
 
-use crate::api::chat::{new_id, FINGERPRINT};
 use crate::api::error::ApiError;
-use crate::api::generation::{self, Delta};
+use crate::api::generation::{self, Delta, Envelope, StreamShape};
 use crate::api::server::AppState;
 use crate::engine::sampler::TokenLogprobs;
 use crate::prompt::tokenizer::Tokenizer;
@@ -72,11 +71,11 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
             ids,
             i * valid.n,
             "prompt",
+            None,
+            started,
         )?);
     }
-    let id = new_id("cmpl");
-    let created = crate::api::server::unix_now();
-    let model = state.config.served_model_name.clone();
+    let envelope = Envelope::new("cmpl", "text_completion", &state.config.served_model_name);
     let echo_prefix = |index: usize| {
         if *echo {
             prompts[index / valid.n].clone()
@@ -87,54 +86,46 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
 
     if valid.stream {
         let tok = rt.tokenizer.clone();
-        let (id2, model2) = (id.clone(), model.clone());
         let prompts2 = prompts.clone();
         let (echo2, n) = (*echo, valid.n);
-        let chunk = move |d: Delta| {
-            let choice = match d {
-                Delta::Text {
-                    index,
-                    text,
-                    logprobs,
-                    first,
-                } => {
-                    let text = if first && echo2 {
-                        format!("{}{text}", prompts2[index / n])
-                    } else {
-                        text
-                    };
-                    let lp = logprobs.map(|l| legacy_logprobs(&[l], &tok, 0));
-                    json!({"text": text, "index": index, "logprobs": lp, "finish_reason": null})
-                }
-                Delta::Finish { index, finish } => {
-                    json!({"text": "", "index": index, "logprobs": null, "finish_reason": finish.as_str()})
-                }
-            };
-            json!({"id": id2, "object": "text_completion", "created": created, "model": model2,
-                   "system_fingerprint": FINGERPRINT, "choices": [choice]})
+        let choice = move |d: Delta| match d {
+            Delta::Text {
+                index,
+                text,
+                logprobs,
+                first,
+                ..
+            } => {
+                let text = if first && echo2 {
+                    format!("{}{text}", prompts2[index / n])
+                } else {
+                    text
+                };
+                let lp = logprobs.map(|l| legacy_logprobs(&[l], &tok, 0));
+                json!({"text": text, "index": index, "logprobs": lp, "finish_reason": null})
+            }
+            Delta::Finish { index, finish } => {
+                json!({"text": "", "index": index, "logprobs": null, "finish_reason": finish.as_str()})
+            }
         };
-        let usage_chunk: Option<Box<dyn Fn(Value) -> Value + Send>> = if valid.include_usage {
-            let (id3, model3) = (id.clone(), model.clone());
-            Some(Box::new(move |usage: Value| {
-                json!({"id": id3, "object": "text_completion", "created": created, "model": model3,
-                       "system_fingerprint": FINGERPRINT, "choices": [], "usage": usage})
-            }))
-        } else {
-            None
+        let shape = StreamShape {
+            envelope,
+            object: "text_completion",
+            show_reasoning: false,
+            include_usage: valid.include_usage,
         };
         return Ok(generation::stream_response(
-            id,
+            shape,
             rt.tokenizer.clone(),
             choices,
             started,
-            chunk,
-            usage_chunk,
+            choice,
         ));
     }
 
     let results = generation::collect(&rt.tokenizer, choices).await?;
     let usages: Vec<_> = results.iter().map(|r| r.usage.clone()).collect();
-    generation::log_request(&id, &usages, started);
+    generation::log_request(&envelope.id, &usages, started);
     let choices: Vec<Value> = results
         .iter()
         .map(|r| {
@@ -146,8 +137,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
                    "finish_reason": r.usage.finish.as_str()})
         })
         .collect();
-    let body = json!({"id": id, "object": "text_completion", "created": created, "model": model,
-        "system_fingerprint": FINGERPRINT, "choices": choices,
-        "usage": generation::total_usage(&results, &prompt_lens)});
+    let usage = generation::total_usage(&results, &prompt_lens);
+    let body = envelope.wrap("text_completion", choices, Some(usage));
     Ok(Json(body).into_response())
 }

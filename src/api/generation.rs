@@ -3,7 +3,7 @@
 
 use crate::api::error::ApiError;
 use crate::api::server::{AppState, Loaded};
-use crate::engine::generate::{FinishReason, GenerateParams};
+use crate::engine::generate::{FinishReason, GenerateParams, ReasoningParams};
 use crate::engine::sampler::TokenLogprobs;
 use crate::engine::{EngineError, Event, Usage};
 use crate::prompt::tokenizer::Tokenizer;
@@ -23,7 +23,40 @@ pub struct Choice {
     pub events: UnboundedReceiver<Event>,
 }
 
+/// What a response looks like around its choices: `id`, `object`, `created`, `model`.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: String,
+    /// `chat.completion.chunk`, `text_completion`...
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+}
+
+impl Envelope {
+    pub fn new(prefix: &str, object: &'static str, model: &str) -> Self {
+        Self {
+            id: crate::api::chat::new_id(prefix),
+            object,
+            created: crate::api::server::unix_now(),
+            model: model.to_string(),
+        }
+    }
+
+    /// A response or chunk with these choices (and usage, when given).
+    pub fn wrap(&self, object: &str, choices: Vec<Value>, usage: Option<Value>) -> Value {
+        let mut v = json!({"id": self.id, "object": object, "created": self.created,
+            "model": self.model, "system_fingerprint": crate::api::chat::FINGERPRINT,
+            "choices": choices});
+        if let Some(usage) = usage {
+            v["usage"] = usage;
+        }
+        v
+    }
+}
+
 /// Checks the context and queues `n` choices of one prompt.
+#[allow(clippy::too_many_arguments)]
 pub fn submit(
     state: &AppState,
     loaded: &Loaded,
@@ -31,6 +64,8 @@ pub fn submit(
     prompt: Vec<u32>,
     first_index: usize,
     param: &str,
+    reasoning: Option<ReasoningParams>,
+    started: Instant,
 ) -> Result<Vec<Choice>, ApiError> {
     let context = state.context_length(&loaded.runtime);
     let wanted = prompt.len() + req.max_tokens.unwrap_or(1);
@@ -54,6 +89,8 @@ pub fn submit(
                 stop: req.stop.clone(),
                 ignore_eos: req.ignore_eos,
                 logprobs: req.logprobs,
+                reasoning: reasoning.clone(),
+                deadline: state.config.request_timeout.map(|t| started + t),
             }
         })
         .collect();
@@ -75,6 +112,7 @@ pub fn submit(
 pub struct Collected {
     pub index: usize,
     pub text: String,
+    pub reasoning: String,
     pub logprobs: Vec<(TokenLogprobs, String)>,
     pub usage: Usage,
 }
@@ -87,15 +125,18 @@ pub async fn collect(
     let mut out = Vec::with_capacity(choices.len());
     for mut choice in choices {
         let mut text = String::new();
+        let mut reasoning = String::new();
         let mut logprobs = Vec::new();
         let usage = loop {
             match choice.events.recv().await {
                 Some(Event::Token {
                     text: t,
+                    reasoning: r,
                     logprobs: lp,
                     ..
                 }) => {
                     text.push_str(&t);
+                    reasoning.push_str(&r);
                     if let Some(lp) = lp {
                         let piece = token_text(tokenizer, lp.token);
                         logprobs.push((lp, piece));
@@ -109,6 +150,7 @@ pub async fn collect(
         out.push(Collected {
             index: choice.index,
             text,
+            reasoning,
             logprobs,
             usage,
         });
@@ -121,12 +163,15 @@ pub fn token_text(tokenizer: &Tokenizer, id: u32) -> String {
 }
 
 /// OpenAI's usage object over all choices (the prompt counted once per prompt).
-pub fn usage_json(prompt_tokens: usize, completion_tokens: usize, cached: usize) -> Value {
+pub fn usage_json(prompt_tokens: usize, cached: usize, usages: &[&Usage]) -> Value {
+    let completion: usize = usages.iter().map(|u| u.completion_tokens).sum();
+    let reasoning: usize = usages.iter().map(|u| u.reasoning_tokens).sum();
     json!({
         "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
     })
 }
 
@@ -135,6 +180,8 @@ pub enum Delta {
     Text {
         index: usize,
         text: String,
+        /// Thinking text (empty unless the sequence separates it and it is shown).
+        reasoning: String,
         logprobs: Option<(TokenLogprobs, String)>,
         first: bool,
     },
@@ -148,6 +195,7 @@ pub enum Delta {
 pub fn log_request(id: &str, usage: &[Usage], started: Instant) {
     let prompt: usize = usage.iter().map(|u| u.prompt_tokens).sum();
     let completion: usize = usage.iter().map(|u| u.completion_tokens).sum();
+    let reasoning: usize = usage.iter().map(|u| u.reasoning_tokens).sum();
     let ttft = usage
         .iter()
         .map(|u| u.time_to_first_token)
@@ -157,11 +205,15 @@ pub fn log_request(id: &str, usage: &[Usage], started: Instant) {
         .iter()
         .map(|u| u.decode_tokens_per_s)
         .fold(0.0, f64::max);
-    let finish: Vec<&str> = usage.iter().map(|u| u.finish.as_str()).collect();
+    let finish: Vec<String> = usage
+        .iter()
+        .map(|u| format!("{:?}", u.finish).to_lowercase())
+        .collect();
     tracing::info!(
         id,
         prompt_tokens = prompt,
         completion_tokens = completion,
+        reasoning_tokens = reasoning,
         ttft_ms = ttft.as_millis() as u64,
         tokens_per_s = format!("{tps:.1}"),
         finish = finish.join(","),
@@ -170,15 +222,25 @@ pub fn log_request(id: &str, usage: &[Usage], started: Instant) {
     );
 }
 
-/// Streams the choices as SSE: `chunk` maps each delta to a JSON chunk, `usage_chunk`
-/// makes the final usage chunk (when asked for), then `[DONE]`.
+/// How a stream is shaped.
+pub struct StreamShape {
+    pub envelope: Envelope,
+    /// `object` of each chunk.
+    pub object: &'static str,
+    /// Send the thinking (else it is dropped; it still counts in usage).
+    pub show_reasoning: bool,
+    /// A last chunk with `choices: []` and `usage`.
+    pub include_usage: bool,
+}
+
+/// Streams the choices as SSE: `choice` maps each delta to one choice object of a chunk;
+/// the usage chunk follows when asked for, then `[DONE]`.
 pub fn stream_response(
-    id: String,
+    shape: StreamShape,
     tokenizer: Arc<Tokenizer>,
     choices: Vec<Choice>,
     started: Instant,
-    chunk: impl Fn(Delta) -> Value + Send + 'static,
-    usage_chunk: Option<Box<dyn Fn(Value) -> Value + Send>>,
+    choice: impl Fn(Delta) -> Value + Send + 'static,
 ) -> Response {
     let streams = choices.into_iter().map(|c| {
         let index = c.index;
@@ -189,7 +251,7 @@ pub fn stream_response(
         .boxed()
     });
     let merged = stream::select_all(streams);
-    let body = async_events(id, tokenizer, merged, started, chunk, usage_chunk);
+    let body = async_events(shape, tokenizer, merged, started, choice);
     Sse::new(body)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -197,31 +259,43 @@ pub fn stream_response(
 }
 
 fn async_events(
-    id: String,
+    shape: StreamShape,
     tokenizer: Arc<Tokenizer>,
     mut merged: impl Stream<Item = (usize, bool, Event)> + Unpin + Send + 'static,
     started: Instant,
-    chunk: impl Fn(Delta) -> Value + Send + 'static,
-    usage_chunk: Option<Box<dyn Fn(Value) -> Value + Send>>,
+    choice: impl Fn(Delta) -> Value + Send + 'static,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
+    let envelope = shape.envelope.clone();
+    let (object, show_reasoning, include_usage) =
+        (shape.object, shape.show_reasoning, shape.include_usage);
+    let chunk = move |d: Delta| shape.envelope.wrap(object, vec![choice(d)], None);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
     tokio::spawn(async move {
         let mut usages = Vec::new();
         let mut first_text = std::collections::HashSet::new();
         while let Some((index, _, ev)) = merged.next().await {
             let event = match ev {
-                Event::Token { text, logprobs, .. } => {
+                Event::Token {
+                    text,
+                    mut reasoning,
+                    logprobs,
+                    ..
+                } => {
                     let lp = logprobs.map(|l| {
                         let piece = token_text(&tokenizer, l.token);
                         (l, piece)
                     });
-                    if text.is_empty() && lp.is_none() {
+                    if !show_reasoning {
+                        reasoning.clear();
+                    }
+                    if text.is_empty() && reasoning.is_empty() && lp.is_none() {
                         continue;
                     }
                     let first = first_text.insert(index);
                     chunk(Delta::Text {
                         index,
                         text,
+                        reasoning,
                         logprobs: lp,
                         first,
                     })
@@ -245,16 +319,15 @@ fn async_events(
                 return;
             }
         }
-        if let Some(make) = usage_chunk {
-            let completion: usize = usages.iter().map(|u| u.completion_tokens).sum();
+        if include_usage {
             let prompt = usages.first().map_or(0, |u| u.prompt_tokens);
             let cached = usages.first().map_or(0, |u| u.cached_tokens);
-            let _ = tx.send(
-                SseEvent::default().data(make(usage_json(prompt, completion, cached)).to_string()),
-            );
+            let usage = usage_json(prompt, cached, &usages.iter().collect::<Vec<_>>());
+            let last = envelope.wrap(object, Vec::new(), Some(usage));
+            let _ = tx.send(SseEvent::default().data(last.to_string()));
         }
         let _ = tx.send(SseEvent::default().data("[DONE]"));
-        log_request(&id, &usages, started);
+        log_request(&envelope.id, &usages, started);
     });
     tokio_stream_from(rx)
 }
@@ -287,8 +360,8 @@ impl NoBuffering for Response {
 
 /// Turns a collected result list into usage counts (prompt counted once per prompt).
 pub fn total_usage(results: &[Collected], prompts: &[usize]) -> Value {
-    let completion: usize = results.iter().map(|r| r.usage.completion_tokens).sum();
     let prompt: usize = prompts.iter().sum();
     let cached = results.first().map_or(0, |r| r.usage.cached_tokens);
-    usage_json(prompt, completion, cached)
+    let usages: Vec<&Usage> = results.iter().map(|r| &r.usage).collect();
+    usage_json(prompt, cached, &usages)
 }

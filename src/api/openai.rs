@@ -100,6 +100,23 @@ pub struct ChatCompletionRequest {
     /// Extension (vLLM): boolean: keep generating past end-of-sequence tokens.
     pub ignore_eos: Option<Value>,
 
+    /// Extension (vLLM, OpenRouter): boolean; false leaves the thinking out of the response.
+    pub include_reasoning: Option<Value>,
+    /// OpenAI: `none`, `minimal`, `low`, `medium`, `high` or `xhigh`: a thinking budget from
+    /// the server's table.
+    pub reasoning_effort: Option<Value>,
+    /// Thinking budget in tokens (integer >= 0, or -1 for none), under the peers' names:
+    /// vLLM's `thinking_token_budget`.
+    pub thinking_token_budget: Option<Value>,
+    /// llama-server's name for the thinking budget.
+    pub reasoning_budget_tokens: Option<Value>,
+    /// llama-server's other name for the thinking budget.
+    pub thinking_budget_tokens: Option<Value>,
+    /// candor's name for the thinking budget.
+    pub max_reasoning_tokens: Option<Value>,
+    /// String written before the end marker when the budget closes the thinking.
+    pub reasoning_budget_message: Option<Value>,
+
     /// Not supported yet: captured so that validation names it in a 400.
     pub tools: Option<Value>,
     /// Not supported yet, except `"none"`.

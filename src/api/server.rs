@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub max_queue: usize,
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
+    /// A request's deadline, from its arrival.
+    pub request_timeout: Option<std::time::Duration>,
+    pub reasoning: crate::reasoning::ReasoningConfig,
 }
 
 /// What every handler sees. The model arrives after the server starts listening, so

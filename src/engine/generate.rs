@@ -6,10 +6,13 @@
 
 use crate::engine::sampler::{logprobs, Sampler, SamplingParams, TokenLogprobs};
 use crate::output::detokenizer::{Detokenizer, DetokenizerOptions};
+use crate::output::reasoning::{Markers, Phase, ReasoningSplitter};
 use crate::output::stop::StopStrings;
 use crate::prompt::tokenizer::TokenizerError;
 use crate::runtime::Runtime;
 use candor_models::{ContiguousCache, KvCache, LogitsFor, ModelError, Sequence};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Largest number of prompt tokens run in one forward pass: bounds the attention
@@ -36,6 +39,8 @@ pub enum FinishReason {
     Length,
     /// The caller asked to stop (a client went away).
     Cancelled,
+    /// The request ran past its deadline (`--request-timeout`).
+    Timeout,
 }
 
 impl FinishReason {
@@ -43,7 +48,7 @@ impl FinishReason {
     pub fn as_str(self) -> &'static str {
         match self {
             FinishReason::Stop => "stop",
-            FinishReason::Length | FinishReason::Cancelled => "length",
+            FinishReason::Length | FinishReason::Cancelled | FinishReason::Timeout => "length",
         }
     }
 }
@@ -53,9 +58,11 @@ impl FinishReason {
 pub struct Step<'a> {
     /// None for the final release of held-back text after the last token.
     pub token: Option<u32>,
-    /// Text this token released (may be empty: part of a character, or held back because
-    /// it may begin a stop string).
+    /// Answer text this token released (may be empty: part of a character, held back
+    /// because it may begin a stop string or a marker, or thinking).
     pub text: &'a str,
+    /// Thinking text this token released (only with [`GenerateParams::reasoning`]).
+    pub reasoning: &'a str,
     /// Present when the request asked for logprobs.
     pub logprobs: Option<TokenLogprobs>,
 }
@@ -69,11 +76,48 @@ pub struct GenerateParams {
     pub ignore_eos: bool,
     /// Some(k): report each token's logprob and the k most likely alternatives.
     pub logprobs: Option<usize>,
+    /// Separate the thinking from the answer (chat completions of reasoning models).
+    pub reasoning: Option<ReasoningParams>,
+    /// Past it, the sequence ends (finish reason `Timeout`).
+    pub deadline: Option<Instant>,
+}
+
+impl GenerateParams {
+    /// Plain generation: no stop strings, reasoning, logprobs or deadline.
+    pub fn new(sampling: SamplingParams, max_tokens: usize) -> Self {
+        Self {
+            sampling,
+            max_tokens,
+            stop: Vec::new(),
+            ignore_eos: false,
+            logprobs: None,
+            reasoning: None,
+            deadline: None,
+        }
+    }
+}
+
+/// How a sequence's thinking is followed and bounded.
+#[derive(Debug, Clone)]
+pub struct ReasoningParams {
+    pub markers: Arc<Markers>,
+    /// Where the rendered prompt leaves the model.
+    pub phase: Phase,
+    /// Leave markers and thinking in the answer text (`--reasoning-format raw`).
+    pub raw: bool,
+    /// Model-generated thinking tokens allowed; then `closing` is inserted.
+    pub budget: Option<usize>,
+    /// Token ids that end the block when the budget is spent (lead-in and end marker).
+    pub closing: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Generated {
+    /// The answer (everything, without reasoning params).
     pub text: String,
+    pub reasoning: String,
+    /// Thinking tokens the model generated.
+    pub reasoning_tokens: usize,
     pub tokens: Vec<u32>,
     pub finish: FinishReason,
     pub prompt_tokens: usize,
@@ -175,27 +219,58 @@ pub fn generate(
     let mut sampler = Sampler::new(params.sampling.clone(), prompt);
     let mut detok = Detokenizer::new(rt.tokenizer.clone(), DetokenizerOptions::default());
     let mut stops = StopStrings::new(params.stop.clone());
+    let mut splitter = params
+        .reasoning
+        .as_ref()
+        .map(|r| ReasoningSplitter::new(r.markers.clone(), r.phase, r.raw));
+    let mut forced: VecDeque<u32> = VecDeque::new();
+    let mut budget_spent = false;
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut tokens = Vec::new();
     let mut stopped_by_string = false;
     let finish = loop {
-        let token = sampler.sample(&logits);
-        if !params.ignore_eos && rt.eos_ids.contains(&token) {
+        if params.deadline.is_some_and(|d| Instant::now() >= d) {
+            break FinishReason::Timeout;
+        }
+        if let (Some(r), Some(sp)) = (&params.reasoning, &splitter) {
+            let over = r.budget.is_some_and(|b| sp.reasoning_tokens() >= b);
+            if over && !budget_spent && sp.phase() == Phase::Thinking {
+                // Close the block as if the model had: lead-in, end marker, newlines.
+                budget_spent = true;
+                forced.extend(&r.closing);
+            }
+        }
+        let (token, is_forced) = match forced.pop_front() {
+            Some(t) => (t, true),
+            None => (sampler.sample(&logits), false),
+        };
+        if !is_forced && !params.ignore_eos && rt.eos_ids.contains(&token) {
             break FinishReason::Stop;
         }
         sampler.accept(token);
         tokens.push(token);
         let lp = params.logprobs.map(|k| logprobs(&logits, token, k));
+        let piece = detok.push(token)?.unwrap_or_default();
+        let (thought, answer) = match &mut splitter {
+            Some(sp) => {
+                let split = sp.push(Some(token), &piece, is_forced);
+                (split.reasoning, split.content)
+            }
+            None => (String::new(), piece),
+        };
         let mut released = String::new();
-        if let Some(piece) = detok.push(token)? {
-            let scan = stops.push(&piece);
+        if !answer.is_empty() {
+            let scan = stops.push(&answer);
             released = scan.text;
             stopped_by_string = scan.stopped;
         }
         text.push_str(&released);
+        reasoning.push_str(&thought);
         let go_on = on_step(Step {
             token: Some(token),
             text: &released,
+            reasoning: &thought,
             logprobs: lp,
         });
         if stopped_by_string {
@@ -218,23 +293,35 @@ pub fn generate(
         logits = row(&out)?;
     };
     if !stopped_by_string && finish != FinishReason::Cancelled {
-        // Release what the detokenizer and the stop scanner still hold.
-        let mut rest = String::new();
-        if let Some(piece) = detok.finish()? {
-            rest = stops.push(&piece).text;
+        // Release what the detokenizer, the splitter and the stop scanner still hold.
+        let piece = detok.finish()?.unwrap_or_default();
+        let (mut thought, mut answer) = (String::new(), piece.clone());
+        if let Some(sp) = &mut splitter {
+            let a = sp.push(None, &piece, true);
+            let b = sp.finish();
+            thought = a.reasoning + &b.reasoning;
+            answer = a.content + &b.content;
         }
-        rest.push_str(&stops.finish());
-        if !rest.is_empty() {
+        let scan = stops.push(&answer);
+        let mut rest = scan.text;
+        if !scan.stopped {
+            rest.push_str(&stops.finish());
+        }
+        if !rest.is_empty() || !thought.is_empty() {
             text.push_str(&rest);
+            reasoning.push_str(&thought);
             on_step(Step {
                 token: None,
                 text: &rest,
+                reasoning: &thought,
                 logprobs: None,
             });
         }
     }
     Ok(Generated {
         text,
+        reasoning,
+        reasoning_tokens: splitter.as_ref().map_or(0, |s| s.reasoning_tokens()),
         tokens,
         finish,
         prompt_tokens: prompt.len(),

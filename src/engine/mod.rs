@@ -23,7 +23,10 @@ pub enum Event {
     /// One generated token (or, with `token: None`, text released at the end).
     Token {
         token: Option<u32>,
+        /// Answer text.
         text: String,
+        /// Thinking text (only for sequences with reasoning params).
+        reasoning: String,
         logprobs: Option<TokenLogprobs>,
     },
     Done(Usage),
@@ -38,6 +41,8 @@ pub struct Usage {
     pub prompt_tokens: usize,
     pub cached_tokens: usize,
     pub completion_tokens: usize,
+    /// Of the completion tokens, those the model spent thinking.
+    pub reasoning_tokens: usize,
     /// From submission to the first token, queueing included.
     pub time_to_first_token: Duration,
     pub decode_tokens_per_s: f64,
@@ -144,6 +149,7 @@ fn run_job(rt: &Runtime, session: &mut Session, job: &Job) {
             .send(Event::Token {
                 token: step.token,
                 text: step.text.to_string(),
+                reasoning: step.reasoning.to_string(),
                 logprobs: step.logprobs,
             })
             .is_ok()
@@ -154,6 +160,7 @@ fn run_job(rt: &Runtime, session: &mut Session, job: &Job) {
             prompt_tokens: g.prompt_tokens,
             cached_tokens: g.cached_tokens,
             completion_tokens: g.tokens.len(),
+            reasoning_tokens: g.reasoning_tokens,
             time_to_first_token: first_token.unwrap_or_else(Instant::now) - job.submitted,
             decode_tokens_per_s: g.decode_tokens_per_s(),
         }),

@@ -269,6 +269,57 @@ impl ChatTemplate {
         &self.source
     }
 
+    /// Whether the template walks a message's content as a list of parts (`{% for part in
+    /// message.content %}`, Gemma 3) rather than using it as a string (most templates).
+    pub fn takes_content_parts(&self) -> bool {
+        let words: Vec<&str> = self.source.split_whitespace().collect();
+        words.windows(4).any(|w| {
+            w[0] == "for"
+                && w[2] == "in"
+                && [
+                    "message.content",
+                    "message['content']",
+                    "message[\"content\"]",
+                ]
+                .iter()
+                .any(|c| w[3].starts_with(c))
+        })
+    }
+
+    /// Adapts API messages to what this template can render, as vLLM and llama-server do:
+    /// for templates that use content as a string, a list of text parts becomes one string
+    /// (parts joined by newlines) and a null or missing assistant / tool content becomes "".
+    /// Templates that walk the parts get them unchanged.
+    pub fn prepare_messages(&self, messages: &[Value]) -> Vec<Value> {
+        if self.takes_content_parts() {
+            return messages.to_vec();
+        }
+        messages
+            .iter()
+            .map(|m| {
+                let Value::Object(fields) = m else {
+                    return m.clone();
+                };
+                let mut fields = fields.clone();
+                let text = match fields.get("content") {
+                    Some(Value::Array(parts)) => Some(
+                        parts
+                            .iter()
+                            .filter_map(|p| p.get("text").and_then(Value::as_str))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ),
+                    None | Some(Value::Null) => Some(String::new()),
+                    Some(_) => None,
+                };
+                if let Some(text) = text {
+                    fields.insert("content".into(), Value::String(text));
+                }
+                Value::Object(fields)
+            })
+            .collect()
+    }
+
     /// Renders OpenAI-style messages (`role`, `content` as a string or a list of parts, optional
     /// `tool_calls`, `reasoning_content`, `name`, `tool_call_id`) into the prompt text.
     pub fn render(
@@ -874,5 +925,42 @@ mod tests {
     fn chat_template_is_shareable_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<ChatTemplate>();
+    }
+
+    #[test]
+    fn content_parts_are_joined_for_templates_that_take_strings() {
+        let messages = vec![
+            json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}),
+            json!({"role": "assistant", "content": null, "tool_calls": []}),
+            json!({"role": "tool", "content": "t"}),
+        ];
+        let plain = ChatTemplate::new(
+            "{% for m in messages %}{{ m['role'] + ':' + m['content'] }};{% endfor %}",
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(!plain.takes_content_parts());
+        let prepared = plain.prepare_messages(&messages);
+        assert_eq!(prepared[0]["content"], "a\nb");
+        assert_eq!(prepared[1]["content"], "");
+        assert_eq!(
+            plain.render(&prepared, &RenderOptions::default()).unwrap(),
+            "user:a\nb;assistant:;tool:t;"
+        );
+        let gemma_like = ChatTemplate::new(
+            "{% for message in messages %}{%- for item in message['content'] -%}{{ item['text'] }}{%- endfor -%}{% endfor %}",
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(gemma_like.takes_content_parts());
+        assert_eq!(gemma_like.prepare_messages(&messages), messages);
+        assert_eq!(
+            gemma_like
+                .render(&messages[..1], &RenderOptions::default())
+                .unwrap(),
+            "ab"
+        );
     }
 }
