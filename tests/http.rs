@@ -403,3 +403,134 @@ async fn api_key_is_required_except_for_health() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// A router over its own state (its own engine and queue), for tests that occupy it.
+fn own_app(cfg: ServerConfig) -> (Router, Arc<AppState>) {
+    let state = AppState::new(cfg);
+    state.set_loaded(runtime());
+    (router(state.clone()), state)
+}
+
+/// Starts a streamed chat that keeps the engine busy and returns its body after the first
+/// few chunks have arrived.
+async fn busy_stream(app: Router, max_tokens: usize) -> Body {
+    let req = chat(json!({"max_tokens": max_tokens, "stream": true, "ignore_eos": true}));
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(req.to_string()))
+        .unwrap();
+    let resp = app.oneshot(request).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut seen = 0;
+    while seen < 3 {
+        let frame = body.frame().await.unwrap().unwrap();
+        if frame.is_data() {
+            seen += 1;
+        }
+    }
+    body
+}
+
+#[tokio::test]
+async fn a_dropped_stream_frees_the_model_for_the_next_request() {
+    let (app, state) = own_app(config(None));
+    let body = busy_stream(app.clone(), 400).await;
+    assert_eq!(state.loaded().unwrap().engine.pending(), 1);
+    drop(body);
+    // The next request runs as soon as the dropped sequence notices (within one token),
+    // not after its 400 tokens.
+    let started = std::time::Instant::now();
+    let (s, b) = send(app, "POST", "/v1/chat/completions", Some(chat(json!({})))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 8);
+    assert_eq!(state.loaded().unwrap().engine.pending(), 0);
+    // Generous bound: 400 tokens of SmolLM2 take far longer than this on any machine
+    // where 8 do not.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_with_retry_after() {
+    let (app, state) = own_app(ServerConfig {
+        max_queue: 0,
+        ..config(None)
+    });
+    let body = busy_stream(app.clone(), 400).await;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(chat(json!({})).to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().get(header::RETRY_AFTER).is_some());
+    let b = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &v,
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+    );
+    // /health and /v1/models are served while the model is busy.
+    assert_eq!(
+        send(app.clone(), "GET", "/health", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(send(app, "GET", "/v1/models", None).await.0, StatusCode::OK);
+    drop(body);
+    let _ = state;
+}
+
+#[tokio::test]
+async fn the_request_timeout_ends_a_generation() {
+    let (app, _state) = own_app(ServerConfig {
+        request_timeout: Some(std::time::Duration::from_millis(1)),
+        ..config(None)
+    });
+    let req = chat(json!({"max_tokens": 50, "ignore_eos": true}));
+    let (s, b) = send(app, "POST", "/v1/chat/completions", Some(req)).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert!(
+        v["usage"]["completion_tokens"].as_u64().unwrap() < 50,
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn content_parts_and_null_content_reach_a_string_template() {
+    let parts = json!([{"type": "text", "text": "What is the capital"}, {"type": "text", "text": "of France?"}]);
+    let with_parts = json!([
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": parts},
+        {"role": "assistant", "content": null},
+        {"role": "user", "content": "Answer."}
+    ]);
+    let plain = json!([
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is the capital\nof France?"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Answer."}
+    ]);
+    let (s, a) = post("/apply-template", chat(json!({"messages": with_parts}))).await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (_, b) = post("/apply-template", chat(json!({"messages": plain}))).await;
+    assert_eq!(a["prompt"], b["prompt"]);
+    assert!(a["prompt"]
+        .as_str()
+        .unwrap()
+        .contains("capital\nof France?"));
+    let (s, v) = post(
+        "/v1/chat/completions",
+        chat(json!({"messages": with_parts})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}

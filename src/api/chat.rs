@@ -9,7 +9,7 @@ use crate::output::reasoning::Phase;
 use crate::prompt::template::RenderOptions;
 use crate::reasoning::ReasoningPlan;
 use crate::runtime::Runtime;
-use crate::validate::{self, Input, Limits};
+use crate::validate::{self, Input, Limits, ValidRequest};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -55,11 +55,17 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response
     }
 }
 
-async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let req: crate::api::openai::ChatCompletionRequest = crate::api::error::parse_json(&body)?;
-    let loaded = state.loaded()?;
-    let rt = loaded.runtime.clone();
+/// A validated chat request with everything needed to render its prompt.
+struct Prepared {
+    valid: ValidRequest,
+    rt: Arc<Runtime>,
+    opts: RenderOptions,
+    plan: ReasoningPlan,
+}
+
+fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
+    let req: crate::api::openai::ChatCompletionRequest = crate::api::error::parse_json(body)?;
+    let rt = state.loaded()?.runtime.clone();
     let limits = Limits {
         served_model_name: state.config.served_model_name.clone(),
         context_length: state.context_length(&rt),
@@ -68,8 +74,8 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     };
     let valid = validate::validate_chat(&req, &limits)?;
     let Input::Chat {
-        messages,
         chat_template_kwargs,
+        ..
     } = &valid.input
     else {
         unreachable!("validate_chat returns chat input");
@@ -90,8 +96,59 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         tools: None,
         kwargs,
     };
+    Ok(Prepared {
+        valid,
+        rt,
+        opts,
+        plan,
+    })
+}
+
+impl Prepared {
+    fn messages(&self) -> Vec<Value> {
+        match &self.valid.input {
+            Input::Chat { messages, .. } => messages.clone(),
+            Input::Completion { .. } => unreachable!("validate_chat returns chat input"),
+        }
+    }
+}
+
+/// POST /apply-template (llama-server): the prompt a chat request renders to, as text.
+pub async fn apply_template(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let result = async {
+        let p = prepare(&state, &body)?;
+        let messages = p.messages();
+        tokio::task::spawn_blocking(move || {
+            let template = p.rt.template.as_ref().expect("checked in prepare");
+            template
+                .render(&template.prepare_messages(&messages), &p.opts)
+                .map_err(|e| ApiError::bad_request(format!("chat template: {e}"), Some("messages")))
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+    }
+    .await;
+    match result {
+        Ok(prompt) => Json(json!({ "prompt": prompt })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let Prepared {
+        valid,
+        rt,
+        opts,
+        plan,
+    } = prepare(&state, &body)?;
+    let loaded = state.loaded()?;
+    let messages = match &valid.input {
+        Input::Chat { messages, .. } => messages.clone(),
+        Input::Completion { .. } => unreachable!("validate_chat returns chat input"),
+    };
     // Rendering and tokenizing are CPU work: keep them off the async runtime.
-    let (messages, rt2, plan2) = (messages.clone(), rt.clone(), plan.clone());
+    let (rt2, plan2) = (rt.clone(), plan.clone());
     let rendered = tokio::task::spawn_blocking(move || render(&rt2, &messages, &opts, &plan2))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;

@@ -120,6 +120,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions::handle))
         .route("/tokenize", post(models::tokenize))
         .route("/detokenize", post(models::detokenize))
+        .route("/apply-template", post(chat::apply_template))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
