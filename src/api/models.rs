@@ -82,7 +82,7 @@ pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Resp
     let run = || -> Result<Value, ApiError> {
         let v = parse(&body)?;
         let rt = &state.loaded()?.runtime;
-        let vocab = rt.model.config().vocab_size as u64;
+        let vocab = rt.vocab_size() as u64;
         let tokens = v.get("tokens").and_then(Value::as_array).ok_or_else(|| {
             ApiError::bad_request("`tokens` must be a list of token ids", Some("tokens"))
         })?;

@@ -208,7 +208,7 @@ pub fn generate(
         }])?;
         session.tokens.extend_from_slice(chunk);
         if last {
-            logits = Some(row(&out)?);
+            logits = Some(row(&out, rt.vocab_size())?);
         }
     }
     let mut logits = logits.expect("the last prefill chunk asks for logits");
@@ -290,7 +290,7 @@ pub fn generate(
             logits: LogitsFor::Last,
         }])?;
         session.tokens.push(token);
-        logits = row(&out)?;
+        logits = row(&out, rt.vocab_size())?;
     };
     if !stopped_by_string && finish != FinishReason::Cancelled {
         // Release what the detokenizer, the splitter and the stop scanner still hold.
@@ -331,7 +331,10 @@ pub fn generate(
     })
 }
 
-/// The single row of a (1, vocab) logits tensor.
-fn row(logits: &candor_models::Tensor) -> Result<Vec<f32>, ModelError> {
-    Ok(logits.squeeze(0)?.to_vec1::<f32>()?)
+/// The single row of a (1, vocab) logits tensor, without the padding rows the tokenizer
+/// has no token for (they can never be sampled).
+fn row(logits: &candor_models::Tensor, vocab: usize) -> Result<Vec<f32>, ModelError> {
+    let mut v = logits.squeeze(0)?.to_vec1::<f32>()?;
+    v.truncate(vocab);
+    Ok(v)
 }

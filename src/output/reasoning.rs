@@ -320,11 +320,7 @@ impl ReasoningSplitter {
                     self.phase = Phase::Answer;
                 }
             }
-            Phase::Undecided => {
-                if !text.trim().is_empty() {
-                    self.phase = Phase::Answer;
-                }
-            }
+            Phase::Undecided if !text.trim().is_empty() => self.phase = Phase::Answer,
             Phase::Thinking if m.end_id.is_none() => {
                 self.pending.push_str(text);
                 if self.pending.contains(m.end.as_str()) {
