@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# End-to-end tests: the real `candor serve` binary on a free loopback port with SmolLM2,
-# driven by the official openai Python SDK, the official openai npm package, and curl
-# (SSE framing checked byte for byte). Installs the clients itself (a venv in the cache,
-# npm ci here). Run from the repository root after `cargo build`.
+# End-to-end tests: the real `candor serve` binary on free loopback ports, driven by the
+# official openai Python SDK, the official openai npm package, and curl (SSE framing
+# checked byte for byte):
+#   - SmolLM2 (the API itself), then SIGTERM during a stream (clean end, exit 0);
+#   - two tiny reasoning models (the reasoning trace, tests/e2e/reasoning_sdk.py).
+# Installs the clients itself (a venv in the cache, npm ci here). Run from the repository
+# root after `cargo build` and scripts/fetch-test-assets.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CACHE="${CANDOR_CACHE:-$HOME/.cache/candor}"
 BIN="${CANDOR_BIN:-${CARGO_TARGET_DIR:-target}/debug/candor}"
-MODEL="$CACHE/assets/SmolLM2-135M-Instruct.Q4_1.gguf"
+ASSETS="$CACHE/assets"
 KEY="e2e-key"
 
 venv="$CACHE/e2e-venv"
@@ -15,28 +18,59 @@ venv="$CACHE/e2e-venv"
 "$venv/bin/python" -c "import openai" 2>/dev/null || "$venv/bin/pip" install --quiet --disable-pip-version-check "openai>=1.50"
 (cd tests/e2e && npm ci --silent --no-audit --no-fund)
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-log="$(mktemp)"
-"$BIN" serve --model "$MODEL" --port "$port" --served-model-name smollm2 --api-key "$KEY" --ctx-size 1024 >"$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 600); do
-  if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then break; fi
-  if ! kill -0 $server 2>/dev/null; then echo "server exited:"; cat "$log"; exit 1; fi
-  sleep 0.2
-done
+logs="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$logs"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_server NAME PORT ARGS...: starts `candor serve` in the background (pid in $server).
+start_server() {
+  local name=$1 port=$2; shift 2
+  "$BIN" serve --port "$port" "$@" >"$logs/$name.log" 2>&1 &
+  server=$!
+  pids+=("$server")
+}
+
+wait_healthy() {
+  local name=$1 port=$2 pid=$3
+  for _ in $(seq 1 600); do
+    if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then echo "$name server exited:"; cat "$logs/$name.log"; exit 1; fi
+    sleep 0.2
+  done
+  echo "$name server not healthy after 120 s"; cat "$logs/$name.log"; exit 1
+}
+
+port=$(free_port)
+start_server smollm2 "$port" --model "$ASSETS/SmolLM2-135M-Instruct.Q4_1.gguf" \
+  --served-model-name smollm2 --api-key "$KEY" --ctx-size 1024
+smol=$server
+r1_port=$(free_port)
+start_server r1 "$r1_port" --model "$ASSETS/tiny-qwen2-r1"
+r1=$server
+q3_port=$(free_port)
+start_server q3 "$q3_port" --model "$ASSETS/tiny-qwen3-think"
+q3=$server
+wait_healthy smollm2 "$port" "$smol"
+wait_healthy r1 "$r1_port" "$r1"
+wait_healthy q3 "$q3_port" "$q3"
 base="http://127.0.0.1:$port/v1"
 
 passed=0; failed=0
 "$venv/bin/python" tests/e2e/openai_sdk.py "$base" smollm2 "$KEY" && passed=$((passed + 1)) || failed=$((failed + 1))
 node tests/e2e/stream.mjs "$base" smollm2 "$KEY" && passed=$((passed + 1)) || failed=$((failed + 1))
+"$venv/bin/python" tests/e2e/reasoning_sdk.py "http://127.0.0.1:$r1_port/v1" "http://127.0.0.1:$q3_port/v1" \
+  && passed=$((passed + 1)) || failed=$((failed + 1))
 
 # curl: a streaming chat, framing checked byte for byte: only `data: <one line>\n\n`
 # events (keep-alive comments aside), chunks before `data: [DONE]\n\n` at the very end.
-body="$(mktemp)"
-curl -sS -N "$base/chat/completions" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-  -d '{"model":"smollm2","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"temperature":0,"stream":true}' >"$body"
-if python3 - "$body" <<'PY'
+check_sse() {
+  python3 - "$1" <<'PY'
 import json, sys
 raw = open(sys.argv[1], "rb").read()
 assert raw.endswith(b"data: [DONE]\n\n"), raw[-40:]
@@ -46,10 +80,30 @@ for e in events[:-1]:
     chunk = json.loads(e[6:])
     assert chunk["object"] == "chat.completion.chunk", chunk
 assert len(events) >= 3, events
-print("ok   curl SSE framing")
 PY
-then passed=$((passed + 1)); else failed=$((failed + 1)); cat "$body"; fi
-rm -f "$body"
+}
+body="$logs/body"
+curl -sS -N "$base/chat/completions" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+  -d '{"model":"smollm2","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"temperature":0,"stream":true}' >"$body"
+if check_sse "$body"; then echo "ok   curl SSE framing"; passed=$((passed + 1)); else failed=$((failed + 1)); cat "$body"; fi
+
+# SIGTERM while a stream is in flight: the stream still ends properly (finish chunk and
+# [DONE]), new connections are refused, and the server exits 0.
+curl -sS -N "$base/chat/completions" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+  -d '{"model":"smollm2","messages":[{"role":"user","content":"Count to a hundred."}],"max_tokens":60,"ignore_eos":true,"temperature":0,"stream":true}' >"$body" &
+client=$!
+for _ in $(seq 1 200); do [ -s "$body" ] && break; sleep 0.05; done
+kill -TERM "$smol"
+sleep 0.5
+refused=0
+curl -fsS -m 5 "http://127.0.0.1:$port/health" >/dev/null 2>&1 || refused=1
+wait "$client" || true
+code=0; wait "$smol" || code=$?
+if [ -s "$body" ] && check_sse "$body" && grep -q '"finish_reason":"length"' "$body" && [ "$code" -eq 0 ] && [ "$refused" -eq 1 ]; then
+  echo "ok   SIGTERM during a stream: stream completed, new connections refused, exit 0"; passed=$((passed + 1))
+else
+  echo "FAIL SIGTERM during a stream (exit $code, refused $refused)"; tail -c 300 "$body"; tail -5 "$logs/smollm2.log"; failed=$((failed + 1))
+fi
 
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
