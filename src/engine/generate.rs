@@ -4,14 +4,12 @@
 //! Used by the CLI; the server's engine drives the same pieces (sampler, detokenizer,
 //! stop strings) one step at a time for many sequences.
 
-use crate::engine::sampler::{logprobs, Sampler, SamplingParams, TokenLogprobs};
-use crate::output::detokenizer::{Detokenizer, DetokenizerOptions};
-use crate::output::reasoning::{Markers, Phase, ReasoningSplitter};
-use crate::output::stop::StopStrings;
+use crate::engine::decoder::Decoder;
+use crate::engine::sampler::{SamplingParams, TokenLogprobs};
+use crate::output::reasoning::{Markers, Phase};
 use crate::prompt::tokenizer::TokenizerError;
 use crate::runtime::Runtime;
 use candor_models::{ContiguousCache, KvCache, LogitsFor, ModelError, Sequence};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -216,72 +214,27 @@ pub fn generate(
 
     // 2. Decode.
     let decode_start = Instant::now();
-    let mut sampler = Sampler::new(params.sampling.clone(), prompt);
-    let mut detok = Detokenizer::new(rt.tokenizer.clone(), DetokenizerOptions::default());
-    let mut stops = StopStrings::new(params.stop.clone());
-    let mut splitter = params
-        .reasoning
-        .as_ref()
-        .map(|r| ReasoningSplitter::new(r.markers.clone(), r.phase, r.raw));
-    let mut forced: VecDeque<u32> = VecDeque::new();
-    let mut budget_spent = false;
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut tokens = Vec::new();
-    let mut stopped_by_string = false;
+    let mut decoder = Decoder::new(rt, prompt, params.clone());
     let finish = loop {
-        if params.deadline.is_some_and(|d| Instant::now() >= d) {
-            break FinishReason::Timeout;
-        }
-        if let (Some(r), Some(sp)) = (&params.reasoning, &splitter) {
-            let over = r.budget.is_some_and(|b| sp.reasoning_tokens() >= b);
-            if over && !budget_spent && sp.phase() == Phase::Thinking {
-                // Close the block as if the model had: lead-in, end marker, newlines.
-                budget_spent = true;
-                forced.extend(&r.closing);
-            }
-        }
-        let (token, is_forced) = match forced.pop_front() {
-            Some(t) => (t, true),
-            None => (sampler.sample(&logits), false),
-        };
-        if !is_forced && !params.ignore_eos && rt.eos_ids.contains(&token) {
-            break FinishReason::Stop;
-        }
-        sampler.accept(token);
-        tokens.push(token);
-        let lp = params.logprobs.map(|k| logprobs(&logits, token, k));
-        let piece = detok.push(token)?.unwrap_or_default();
-        let (thought, answer) = match &mut splitter {
-            Some(sp) => {
-                let split = sp.push(Some(token), &piece, is_forced);
-                (split.reasoning, split.content)
-            }
-            None => (String::new(), piece),
-        };
-        let mut released = String::new();
-        if !answer.is_empty() {
-            let scan = stops.push(&answer);
-            released = scan.text;
-            stopped_by_string = scan.stopped;
-        }
-        text.push_str(&released);
-        reasoning.push_str(&thought);
-        let go_on = on_step(Step {
-            token: Some(token),
-            text: &released,
-            reasoning: &thought,
-            logprobs: lp,
-        });
-        if stopped_by_string {
-            break FinishReason::Stop;
+        let out = decoder.step(rt, &logits, session.cache.len() + 1, context)?;
+        let go_on = (out.token.is_some() || !out.text.is_empty() || !out.reasoning.is_empty())
+            .then(|| {
+                on_step(Step {
+                    token: out.token,
+                    text: &out.text,
+                    reasoning: &out.reasoning,
+                    logprobs: out.logprobs,
+                })
+            })
+            .unwrap_or(true);
+        if let Some(finish) = out.finish {
+            break finish;
         }
         if !go_on {
+            decoder.cancel();
             break FinishReason::Cancelled;
         }
-        if tokens.len() >= params.max_tokens || session.cache.len() + 1 >= context {
-            break FinishReason::Length;
-        }
+        let token = out.token.expect("a sequence that goes on has a new token");
         let start_pos = session.cache.len();
         let out = model.forward(&mut [Sequence {
             tokens: &[token],
@@ -292,37 +245,11 @@ pub fn generate(
         session.tokens.push(token);
         logits = row(&out, rt.vocab_size())?;
     };
-    if !stopped_by_string && finish != FinishReason::Cancelled {
-        // Release what the detokenizer, the splitter and the stop scanner still hold.
-        let piece = detok.finish()?.unwrap_or_default();
-        let (mut thought, mut answer) = (String::new(), piece.clone());
-        if let Some(sp) = &mut splitter {
-            let a = sp.push(None, &piece, true);
-            let b = sp.finish();
-            thought = a.reasoning + &b.reasoning;
-            answer = a.content + &b.content;
-        }
-        let scan = stops.push(&answer);
-        let mut rest = scan.text;
-        if !scan.stopped {
-            rest.push_str(&stops.finish());
-        }
-        if !rest.is_empty() || !thought.is_empty() {
-            text.push_str(&rest);
-            reasoning.push_str(&thought);
-            on_step(Step {
-                token: None,
-                text: &rest,
-                reasoning: &thought,
-                logprobs: None,
-            });
-        }
-    }
     Ok(Generated {
-        text,
-        reasoning,
-        reasoning_tokens: splitter.as_ref().map_or(0, |s| s.reasoning_tokens()),
-        tokens,
+        text: decoder.text().to_string(),
+        reasoning: decoder.reasoning().to_string(),
+        reasoning_tokens: decoder.reasoning_tokens(),
+        tokens: decoder.tokens().to_vec(),
         finish,
         prompt_tokens: prompt.len(),
         cached_tokens: cached,
@@ -333,7 +260,7 @@ pub fn generate(
 
 /// The single row of a (1, vocab) logits tensor, without the padding rows the tokenizer
 /// has no token for (they can never be sampled).
-fn row(logits: &candor_models::Tensor, vocab: usize) -> Result<Vec<f32>, ModelError> {
+pub(crate) fn row(logits: &candor_models::Tensor, vocab: usize) -> Result<Vec<f32>, ModelError> {
     let mut v = logits.squeeze(0)?.to_vec1::<f32>()?;
     v.truncate(vocab);
     Ok(v)

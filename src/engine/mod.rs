@@ -6,6 +6,7 @@
 //! sequence stops within one token. The cache of the last sequence is kept, so a request
 //! that repeats its predecessor's prefix (the earlier turns of a chat) skips recomputing it.
 
+pub mod decoder;
 pub mod generate;
 pub mod sampler;
 

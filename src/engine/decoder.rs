@@ -1,0 +1,192 @@
+//! One sequence's output side, one token at a time: given the logits of its last position,
+//! pick the next token (sampled, or inserted by a spent thinking budget), turn it into text
+//! (incremental detokenization, the reasoning splitter, stop strings) and decide whether
+//! the sequence goes on.
+//!
+//! It holds no model state: the single-sequence loop ([`super::generate`]) and the batching
+//! scheduler ([`super::scheduler`]) both drive it after each forward pass.
+
+use crate::engine::generate::{FinishReason, GenerateError, GenerateParams};
+use crate::engine::sampler::{logprobs, Sampler, TokenLogprobs};
+use crate::output::detokenizer::{Detokenizer, DetokenizerOptions};
+use crate::output::reasoning::{Phase, ReasoningSplitter};
+use crate::output::stop::StopStrings;
+use crate::runtime::Runtime;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// What one call to [`Decoder::step`] produced.
+#[derive(Debug, Clone, Default)]
+pub struct Emitted {
+    /// The token appended to the sequence; None when the step ended it without one
+    /// (an end-of-turn token, the deadline).
+    pub token: Option<u32>,
+    /// Answer text released by this step.
+    pub text: String,
+    /// Thinking text released by this step.
+    pub reasoning: String,
+    pub logprobs: Option<TokenLogprobs>,
+    /// Set when the sequence is over.
+    pub finish: Option<FinishReason>,
+}
+
+pub struct Decoder {
+    params: GenerateParams,
+    sampler: Sampler,
+    detok: Detokenizer,
+    stops: StopStrings,
+    splitter: Option<ReasoningSplitter>,
+    forced: VecDeque<u32>,
+    budget_spent: bool,
+    /// Generated tokens, inserted ones included.
+    tokens: Vec<u32>,
+    text: String,
+    reasoning: String,
+    finish: Option<FinishReason>,
+}
+
+impl Decoder {
+    pub fn new(rt: &Runtime, prompt: &[u32], params: GenerateParams) -> Self {
+        let splitter = params
+            .reasoning
+            .as_ref()
+            .map(|r| ReasoningSplitter::new(r.markers.clone(), r.phase, r.raw));
+        Self {
+            sampler: Sampler::new(params.sampling.clone(), prompt),
+            detok: Detokenizer::new(rt.tokenizer.clone(), DetokenizerOptions::default()),
+            stops: StopStrings::new(params.stop.clone()),
+            splitter,
+            forced: VecDeque::new(),
+            budget_spent: false,
+            tokens: Vec::new(),
+            text: String::new(),
+            reasoning: String::new(),
+            finish: None,
+            params,
+        }
+    }
+
+    pub fn params(&self) -> &GenerateParams {
+        &self.params
+    }
+
+    /// Generated tokens so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn reasoning(&self) -> &str {
+        &self.reasoning
+    }
+
+    pub fn reasoning_tokens(&self) -> usize {
+        self.splitter.as_ref().map_or(0, |s| s.reasoning_tokens())
+    }
+
+    pub fn finished(&self) -> Option<FinishReason> {
+        self.finish
+    }
+
+    /// Takes the logits of the sequence's last position; `cached` is the number of tokens
+    /// the sequence's KV cache will hold once the returned token is fed back, and
+    /// `context` the most it may hold.
+    pub fn step(
+        &mut self,
+        rt: &Runtime,
+        logits: &[f32],
+        cached: usize,
+        context: usize,
+    ) -> Result<Emitted, GenerateError> {
+        assert!(self.finish.is_none(), "step after the sequence finished");
+        if self.params.deadline.is_some_and(|d| Instant::now() >= d) {
+            return self.end(FinishReason::Timeout);
+        }
+        if let (Some(r), Some(sp)) = (&self.params.reasoning, &self.splitter) {
+            let over = r.budget.is_some_and(|b| sp.reasoning_tokens() >= b);
+            if over && !self.budget_spent && sp.phase() == Phase::Thinking {
+                // Close the block as if the model had: lead-in, end marker, newlines.
+                self.budget_spent = true;
+                self.forced.extend(&r.closing);
+            }
+        }
+        let (token, is_forced) = match self.forced.pop_front() {
+            Some(t) => (t, true),
+            None => (self.sampler.sample(logits), false),
+        };
+        if !is_forced && !self.params.ignore_eos && rt.eos_ids.contains(&token) {
+            return self.end(FinishReason::Stop);
+        }
+        self.sampler.accept(token);
+        self.tokens.push(token);
+        let lp = self.params.logprobs.map(|k| logprobs(logits, token, k));
+        let piece = self.detok.push(token)?.unwrap_or_default();
+        let (thought, answer) = match &mut self.splitter {
+            Some(sp) => {
+                let split = sp.push(Some(token), &piece, is_forced);
+                (split.reasoning, split.content)
+            }
+            None => (String::new(), piece),
+        };
+        let mut out = Emitted {
+            token: Some(token),
+            logprobs: lp,
+            ..Emitted::default()
+        };
+        let mut stopped = false;
+        if !answer.is_empty() {
+            let scan = self.stops.push(&answer);
+            out.text = scan.text;
+            stopped = scan.stopped;
+        }
+        out.reasoning = thought;
+        self.text.push_str(&out.text);
+        self.reasoning.push_str(&out.reasoning);
+        if stopped {
+            // The stop string ends the answer: nothing held back is released.
+            self.finish = Some(FinishReason::Stop);
+            out.finish = self.finish;
+        } else if self.tokens.len() >= self.params.max_tokens || cached + 1 > context {
+            let rest = self.end(FinishReason::Length)?;
+            out.text.push_str(&rest.text);
+            out.reasoning.push_str(&rest.reasoning);
+            out.finish = rest.finish;
+        }
+        Ok(out)
+    }
+
+    /// Ends the sequence for a reason decided outside (the client went away).
+    pub fn cancel(&mut self) {
+        self.finish = Some(FinishReason::Cancelled);
+    }
+
+    /// Ends the sequence, releasing what the detokenizer, splitter and stop scanner hold.
+    fn end(&mut self, finish: FinishReason) -> Result<Emitted, GenerateError> {
+        self.finish = Some(finish);
+        let piece = self.detok.finish()?.unwrap_or_default();
+        let (mut thought, mut answer) = (String::new(), piece.clone());
+        if let Some(sp) = &mut self.splitter {
+            let a = sp.push(None, &piece, true);
+            let b = sp.finish();
+            thought = a.reasoning + &b.reasoning;
+            answer = a.content + &b.content;
+        }
+        let scan = self.stops.push(&answer);
+        let mut rest = scan.text;
+        if !scan.stopped {
+            rest.push_str(&self.stops.finish());
+        }
+        self.text.push_str(&rest);
+        self.reasoning.push_str(&thought);
+        Ok(Emitted {
+            token: None,
+            text: rest,
+            reasoning: thought,
+            logprobs: None,
+            finish: Some(finish),
+        })
+    }
+}
