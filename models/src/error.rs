@@ -39,6 +39,10 @@ pub enum ModelError {
     },
     #[error("invalid batch: {0}")]
     Batch(String),
+    /// A paged KV cache used against its layout: wrong shapes or dtype, a block table too
+    /// short for the tokens, a block id outside the pool.
+    #[error("KV cache: {0}")]
+    KvCache(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -1,10 +1,13 @@
-//! The KV cache interface the models write to, and a contiguous implementation.
+//! The KV cache interface the models attend through, and a contiguous implementation.
 //!
 //! The cache is owned by the caller (the engine), one per sequence, so that a scheduler
-//! can batch any set of sequences and a paged cache can replace [`ContiguousCache`]
-//! without touching the architectures.
+//! can batch any set of sequences and a paged cache ([`crate::paged`]) can replace
+//! [`ContiguousCache`] without touching the architectures. The cache computes attention
+//! itself, so that each one reads keys and values from its own storage without first
+//! gathering them into one tensor.
 
 use crate::error::Result;
+use crate::layers::{self, AttentionParams};
 use candle_core::Tensor;
 
 /// Keys and values of one sequence across all layers.
@@ -16,9 +19,18 @@ pub trait KvCache {
         self.len() == 0
     }
 
-    /// Appends this step's keys and values, (kv_heads, n, head_dim), to `layer`, and
-    /// returns every key and value of the sequence at that layer: (kv_heads, len, head_dim).
-    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)>;
+    /// Stores this step's keys and values, (kv_heads, n, head_dim), already rotated and
+    /// normed, at positions `params.start_pos..+n` of `layer`, and returns the causal
+    /// attention of the queries q, (heads, n, head_dim), over every key of the sequence at
+    /// that layer: (n, heads * head_dim), as [`layers::attention`] computes it.
+    fn attend(
+        &mut self,
+        layer: usize,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        params: &AttentionParams,
+    ) -> Result<Tensor>;
 }
 
 struct LayerKv {
@@ -56,18 +68,9 @@ impl ContiguousCache {
             *l = None;
         }
     }
-}
 
-impl KvCache for ContiguousCache {
-    fn len(&self) -> usize {
-        // Every layer holds the same number of tokens between forward passes; the last
-        // layer is the last to be written.
-        match self.layers.last() {
-            Some(Some(l)) => l.len,
-            _ => 0,
-        }
-    }
-
+    /// Appends this step's keys and values, (kv_heads, n, head_dim), to `layer`, and
+    /// returns every key and value of the sequence at that layer: (kv_heads, len, head_dim).
     fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let (kv_heads, n, head_dim) = k.dims3()?;
         let slot = &mut self.layers[layer];
@@ -98,5 +101,28 @@ impl KvCache for ContiguousCache {
         l.v.slice_set(v, 1, l.len)?;
         l.len += n;
         Ok((l.k.narrow(1, 0, l.len)?, l.v.narrow(1, 0, l.len)?))
+    }
+}
+
+impl KvCache for ContiguousCache {
+    fn len(&self) -> usize {
+        // Every layer holds the same number of tokens between forward passes; the last
+        // layer is the last to be written.
+        match self.layers.last() {
+            Some(Some(l)) => l.len,
+            _ => 0,
+        }
+    }
+
+    fn attend(
+        &mut self,
+        layer: usize,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        params: &AttentionParams,
+    ) -> Result<Tensor> {
+        let (k_all, v_all) = self.append(layer, k, v)?;
+        Ok(layers::attention(q, &k_all, &v_all, params)?)
     }
 }

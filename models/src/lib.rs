@@ -8,6 +8,8 @@
 //! - [`quant`]: candor's CPU matrix product for Q4_1, Q5_0 and Q5_1 weights.
 //! - [`layers`] and [`transformer`]: the shared decoder, whose forward pass takes a batch
 //!   of sequences with caller-owned KV caches ([`kv_cache`]).
+//! - [`paged`]: a block-paged KV cache shared by a batch, and the attention that reads
+//!   its blocks in place.
 //!
 //! This crate knows nothing of tokenizers, requests or scheduling.
 
@@ -18,6 +20,7 @@ pub mod gemma3;
 pub mod kv_cache;
 pub mod layers;
 pub mod llama;
+pub mod paged;
 pub mod quant;
 pub mod qwen2;
 pub mod qwen3;
@@ -28,6 +31,7 @@ pub use checkpoint::{Checkpoint, Format, LoadOptions};
 pub use config::{Arch, ModelConfig};
 pub use error::{ModelError, Result};
 pub use kv_cache::{ContiguousCache, KvCache};
+pub use paged::{PagedKvStore, PagedSeqCache};
 pub use transformer::{LogitsFor, Model, Sequence};
 
 pub use candle_core::{DType, Device, Tensor};

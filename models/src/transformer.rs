@@ -4,7 +4,8 @@
 //!
 //! The forward pass takes a batch of sequences, each with its own tokens, first position
 //! and KV cache owned by the caller ([`Sequence`]). Matrix products run once over every
-//! token of the batch; attention runs per sequence against that sequence's cache.
+//! token of the batch; attention runs per sequence inside that sequence's cache
+//! ([`KvCache::attend`]).
 
 use crate::config::{Activation, ModelConfig};
 use crate::error::{ModelError, Result};
@@ -288,7 +289,6 @@ impl Model {
                 let qs = q.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
                 let ks = k.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
                 let vs = v.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
-                let (k_all, v_all) = seq.cache.append(li, &ks, &vs)?;
                 let window = if block.sliding {
                     cfg.sliding_window
                 } else {
@@ -300,7 +300,7 @@ impl Model {
                     window,
                     start_pos: seq.start_pos,
                 };
-                outs.push(layers::attention(&qs, &k_all, &v_all, &params)?);
+                outs.push(seq.cache.attend(li, &qs, &ks, &vs, &params)?);
                 offset += n;
             }
             let attn = if outs.len() == 1 {

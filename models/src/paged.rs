@@ -1,0 +1,885 @@
+//! A block-paged KV cache and the attention kernel that reads it in place, after vLLM's
+//! PagedAttention (Kwon et al., "Efficient Memory Management for Large Language Model
+//! Serving with PagedAttention", SOSP 2023).
+//!
+//! [`PagedKvStore`] holds the keys and values of every layer for a pool of fixed-size
+//! blocks. [`PagedSeqCache`] is one sequence's view of the store through its block table
+//! (position p lives in block `block_table[p / block_size]`, slot `p % block_size`) and
+//! implements [`KvCache`]: it writes a step's keys and values into their slots and runs
+//! [`paged_attention`] over the blocks, so no step gathers a sequence's whole cache.
+//!
+//! Which blocks a sequence gets, prefix sharing (and the copy-on-write of a shared partial
+//! block, [`PagedKvStore::copy_block`]) and preemption are the engine's business; this
+//! module stores, copies and reads blocks as it is told. CPU and f32 only.
+
+use crate::error::{ModelError, Result};
+use crate::kv_cache::KvCache;
+use crate::layers::AttentionParams;
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Keys and values of every layer in `num_blocks` blocks of `block_size` token slots.
+pub struct PagedKvStore {
+    /// Per layer, (num_blocks, kv_heads, block_size, head_dim): the keys of one kv head in
+    /// one block are contiguous, so the kernel reads them as one slice.
+    k: Vec<Vec<f32>>,
+    /// Per layer, laid out as `k`.
+    v: Vec<Vec<f32>>,
+    kv_heads: usize,
+    head_dim: usize,
+    block_size: usize,
+    num_blocks: usize,
+}
+
+impl PagedKvStore {
+    /// Allocates the whole pool, zeroed: `num_blocks * bytes_per_block(..)` bytes.
+    pub fn new(
+        num_layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        block_size: usize,
+        num_blocks: usize,
+    ) -> Result<Self> {
+        if [num_layers, kv_heads, head_dim, block_size].contains(&0) {
+            return Err(ModelError::KvCache(format!(
+                "a store needs at least one layer, kv head, head dimension and slot per block \
+                 (got {num_layers} layers, {kv_heads} kv heads, head_dim {head_dim}, \
+                 block_size {block_size})"
+            )));
+        }
+        let per_layer = kv_heads
+            .checked_mul(head_dim)
+            .and_then(|x| x.checked_mul(block_size))
+            .and_then(|x| x.checked_mul(num_blocks))
+            .ok_or_else(|| ModelError::KvCache(format!("{num_blocks} blocks overflow usize")))?;
+        let buffers = || (0..num_layers).map(|_| vec![0f32; per_layer]).collect();
+        Ok(Self {
+            k: buffers(),
+            v: buffers(),
+            kv_heads,
+            head_dim,
+            block_size,
+            num_blocks,
+        })
+    }
+
+    /// Bytes one block takes across all layers, keys and values: what the engine divides
+    /// a memory budget by to size the pool.
+    pub fn bytes_per_block(
+        num_layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        block_size: usize,
+    ) -> usize {
+        2 * num_layers * kv_heads * head_dim * block_size * std::mem::size_of::<f32>()
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.k.len()
+    }
+
+    pub fn kv_heads(&self) -> usize {
+        self.kv_heads
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// Token slots per block.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+
+    /// Copies block `src` over block `dst` in every layer, keys and values: copy-on-write
+    /// of a partial block shared by several sequences, before one of them appends to it.
+    pub fn copy_block(&mut self, src: u32, dst: u32) -> Result<()> {
+        let (src, dst) = (src as usize, dst as usize);
+        if src >= self.num_blocks || dst >= self.num_blocks {
+            return Err(ModelError::KvCache(format!(
+                "copy_block({src}, {dst}): the store has {} blocks",
+                self.num_blocks
+            )));
+        }
+        let len = self.block_len();
+        for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
+            buf.copy_within(src * len..(src + 1) * len, dst * len);
+        }
+        Ok(())
+    }
+
+    /// Floats one block takes in one layer's keys (or values).
+    fn block_len(&self) -> usize {
+        self.kv_heads * self.block_size * self.head_dim
+    }
+
+    /// The kernel's view of one layer.
+    pub fn layer(&self, layer: usize) -> LayerBlocks<'_> {
+        LayerBlocks {
+            k: &self.k[layer],
+            v: &self.v[layer],
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            block_size: self.block_size,
+        }
+    }
+
+    /// Writes n tokens' keys and values, (kv_heads, n, head_dim) each, at positions
+    /// `start..start + n` of `layer`. The caller has checked the table and the shapes.
+    fn write(&mut self, layer: usize, table: &[u32], start: usize, k: &[f32], v: &[f32]) {
+        let (d, bs, kvh) = (self.head_dim, self.block_size, self.kv_heads);
+        let n = k.len() / (kvh * d);
+        for (buf, src) in [(&mut self.k[layer], k), (&mut self.v[layer], v)] {
+            for g in 0..kvh {
+                for t in 0..n {
+                    let pos = start + t;
+                    let block = table[pos / bs] as usize;
+                    let at = ((block * kvh + g) * bs + pos % bs) * d;
+                    buf[at..at + d].copy_from_slice(&src[(g * n + t) * d..][..d]);
+                }
+            }
+        }
+    }
+}
+
+/// One layer of a [`PagedKvStore`], as [`paged_attention`] reads it.
+#[derive(Clone, Copy)]
+pub struct LayerBlocks<'a> {
+    /// (num_blocks, kv_heads, block_size, head_dim)
+    pub k: &'a [f32],
+    /// (num_blocks, kv_heads, block_size, head_dim)
+    pub v: &'a [f32],
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub block_size: usize,
+}
+
+/// Below this many multiply-adds (q·k and p·v together) one thread does the whole call:
+/// rayon's fork and join would cost more than it saves.
+const PARALLEL_MIN_FMAS: usize = 1 << 16;
+
+/// Causal attention of n queries at positions `params.start_pos..+n` over the keys and
+/// values at positions `0..params.start_pos + n`, read from `blocks` through `block_table`.
+///
+/// q: (heads, n, head_dim), row-major; query head h reads kv head `h / (heads / kv_heads)`.
+/// Honours `params.scale`, `params.softcap` and `params.window` as
+/// [`crate::layers::attention`] does; the softmax runs in f32 with the maximum subtracted.
+/// Returns (n, heads * head_dim), row-major.
+///
+/// Panics if the shapes disagree or the table does not cover every position: callers
+/// ([`PagedSeqCache`]) check them first.
+pub fn paged_attention(
+    q: &[f32],
+    heads: usize,
+    blocks: LayerBlocks<'_>,
+    block_table: &[u32],
+    params: &AttentionParams,
+) -> Vec<f32> {
+    let d = blocks.head_dim;
+    assert!(
+        heads > 0 && heads.is_multiple_of(blocks.kv_heads) && q.len().is_multiple_of(heads * d),
+        "q holds {} floats, not (heads {heads}, n, head_dim {d}) with heads a multiple of \
+         kv_heads {}",
+        q.len(),
+        blocks.kv_heads
+    );
+    let n = q.len() / (heads * d);
+    let len = params.start_pos + n;
+    assert!(
+        block_table.len() * blocks.block_size >= len,
+        "a block table of {} blocks of {} cannot hold {len} positions",
+        block_table.len(),
+        blocks.block_size
+    );
+    let kernel = Kernel {
+        q,
+        n,
+        heads,
+        rep: heads / blocks.kv_heads,
+        blocks,
+        table: block_table,
+        start: params.start_pos,
+        scale: params.scale as f32,
+        softcap: params.softcap.map(|c| c as f32),
+        window: params.window,
+    };
+    let mut out = vec![0f32; n * heads * d];
+    // Each key is read twice (k and v) by each query of each head; a window caps it.
+    let keys = params.window.map_or(len, |w| w.min(len));
+    if heads * n * keys * d * 2 >= PARALLEL_MIN_FMAS && rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(d)
+            .enumerate()
+            .for_each_init(Vec::new, |scores, (row, o)| kernel.row(row, scores, o));
+    } else {
+        let mut scores = Vec::new();
+        for (row, o) in out.chunks_mut(d).enumerate() {
+            kernel.row(row, &mut scores, o);
+        }
+    }
+    out
+}
+
+/// What every output row of one [`paged_attention`] call shares.
+struct Kernel<'a> {
+    /// (heads, n, d)
+    q: &'a [f32],
+    n: usize,
+    heads: usize,
+    /// Query heads per kv head.
+    rep: usize,
+    blocks: LayerBlocks<'a>,
+    table: &'a [u32],
+    /// Position of the first query.
+    start: usize,
+    scale: f32,
+    softcap: Option<f32>,
+    window: Option<usize>,
+}
+
+impl Kernel<'_> {
+    /// Output row `row` = i * heads + h: query i of head h, written to `out` (head_dim).
+    /// `scores` is scratch space reused across rows.
+    fn row(&self, row: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+        let d = self.blocks.head_dim;
+        let (i, h) = (row / self.heads, row % self.heads);
+        let g = h / self.rep;
+        let q = &self.q[(h * self.n + i) * d..][..d];
+        let pos = self.start + i;
+        let hi = pos + 1;
+        let lo = self.window.map_or(0, |w| hi.saturating_sub(w));
+
+        // 1. Scores, scaled and soft-capped as layers::attention does.
+        scores.clear();
+        self.for_each_run(self.blocks.k, g, lo, hi, |keys| {
+            scores.extend(keys.chunks_exact(d).map(|k| dot(q, k) * self.scale));
+        });
+        if let Some(cap) = self.softcap {
+            for s in scores.iter_mut() {
+                *s = (*s / cap).tanh() * cap;
+            }
+        }
+
+        // 2. Softmax weights, unnormalised, with the maximum subtracted.
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+
+        // 3. The weighted sum of the values, normalised once at the end.
+        out.fill(0.0);
+        let mut weights = scores.iter();
+        self.for_each_run(self.blocks.v, g, lo, hi, |values| {
+            for (v, &w) in values.chunks_exact(d).zip(&mut weights) {
+                axpy(w, v, out);
+            }
+        });
+        let inv = 1.0 / sum;
+        for o in out.iter_mut() {
+            *o *= inv;
+        }
+    }
+
+    /// Calls `f` with the rows of `buf` (keys or values of kv head `g`) for positions
+    /// lo..hi, one contiguous run of (slots, head_dim) per block, in position order.
+    fn for_each_run(&self, buf: &[f32], g: usize, lo: usize, hi: usize, mut f: impl FnMut(&[f32])) {
+        let LayerBlocks {
+            kv_heads,
+            head_dim: d,
+            block_size: bs,
+            ..
+        } = self.blocks;
+        let mut pos = lo;
+        while pos < hi {
+            let (b, first) = (pos / bs, pos % bs);
+            let last = bs.min(first + (hi - pos));
+            let base = (self.table[b] as usize * kv_heads + g) * bs * d;
+            f(&buf[base + first * d..base + last * d]);
+            pos += last - first;
+        }
+    }
+}
+
+/// Lanes of independent accumulators in [`dot`]: enough for two AVX registers (or four
+/// SSE ones), so the adds do not wait on each other.
+const LANES: usize = 16;
+
+/// a · b, summed in LANES independent lanes so that the compiler vectorizes it (a plain
+/// iterator sum is a serial chain, which it may not reorder).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    let mut acc = [0f32; LANES];
+    for (x, y) in ac.zip(bc) {
+        let x: &[f32; LANES] = x.try_into().expect("chunks_exact yields LANES floats");
+        let y: &[f32; LANES] = y.try_into().expect("chunks_exact yields LANES floats");
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// out += w * x
+#[inline]
+fn axpy(w: f32, x: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(x) {
+        *o += w * x;
+    }
+}
+
+/// One sequence's view of a shared [`PagedKvStore`]: its block table and how many tokens
+/// it holds. The engine builds one per sequence for each forward pass, all sharing the
+/// store, and lends them to [`crate::Sequence`] as `&mut dyn KvCache`.
+pub struct PagedSeqCache {
+    store: Arc<Mutex<PagedKvStore>>,
+    /// Position p lives in block `block_table[p / block_size]`.
+    block_table: Vec<u32>,
+    /// Tokens stored per layer. A forward pass writes the layers one after another, so
+    /// they differ only in the middle of one; between passes they are all equal.
+    lens: Vec<usize>,
+}
+
+impl PagedSeqCache {
+    /// A view of a sequence whose first `len` tokens are already in the blocks of
+    /// `block_table` (a shared prefix, or this sequence's own earlier steps). The table
+    /// must cover every position the coming forward passes write.
+    pub fn new(store: Arc<Mutex<PagedKvStore>>, block_table: Vec<u32>, len: usize) -> Self {
+        // The layer count never changes after construction, so a poisoned lock cannot
+        // have left it half-written.
+        let layers = store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .num_layers();
+        Self {
+            store,
+            block_table,
+            lens: vec![len; layers],
+        }
+    }
+
+    pub fn block_table(&self) -> &[u32] {
+        &self.block_table
+    }
+
+    /// Hands back the block table, e.g. to grow it for the next step.
+    pub fn into_block_table(self) -> Vec<u32> {
+        self.block_table
+    }
+}
+
+/// The contents of a CPU f32 tensor, row-major.
+fn cpu_f32(t: &Tensor, what: &str) -> Result<Vec<f32>> {
+    if !t.device().is_cpu() || t.dtype() != DType::F32 {
+        return Err(ModelError::KvCache(format!(
+            "the paged cache takes f32 tensors on the CPU; {what} is {:?} on {:?}",
+            t.dtype(),
+            t.device().location()
+        )));
+    }
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+impl KvCache for PagedSeqCache {
+    fn len(&self) -> usize {
+        *self.lens.last().expect("a store has at least one layer")
+    }
+
+    fn attend(
+        &mut self,
+        layer: usize,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        params: &AttentionParams,
+    ) -> Result<Tensor> {
+        let err = |m: String| Err(ModelError::KvCache(m));
+        let (heads, n, d) = q.dims3()?;
+        let k_dims = k.dims3()?;
+        if v.dims3()? != k_dims {
+            return err(format!(
+                "keys {:?} and values {:?} differ in shape",
+                k.dims(),
+                v.dims()
+            ));
+        }
+        let (q_all, k_new, v_new) = (cpu_f32(q, "q")?, cpu_f32(k, "k")?, cpu_f32(v, "v")?);
+        let mut store = match self.store.lock() {
+            Ok(s) => s,
+            Err(_) => {
+                return err(
+                    "the store's lock is poisoned: a thread panicked while holding it".into(),
+                )
+            }
+        };
+        let (kvh, bs) = (store.kv_heads, store.block_size);
+        if layer >= store.num_layers() {
+            return err(format!(
+                "layer {layer} of a {}-layer store",
+                store.num_layers()
+            ));
+        }
+        if k_dims != (kvh, n, store.head_dim) || d != store.head_dim {
+            return err(format!(
+                "q {:?} and k {:?} do not fit a store of {kvh} kv heads of dimension {}",
+                q.dims(),
+                k.dims(),
+                store.head_dim
+            ));
+        }
+        if heads == 0 || !heads.is_multiple_of(kvh) {
+            return err(format!(
+                "{heads} query heads do not share {kvh} kv heads evenly"
+            ));
+        }
+        let start = self.lens[layer];
+        if params.start_pos != start {
+            return err(format!(
+                "attention starts at position {} but layer {layer} holds {start} tokens",
+                params.start_pos
+            ));
+        }
+        if params.window == Some(0) {
+            return err("a sliding window of 0 sees no key".into());
+        }
+        let end = start + n;
+        let blocks = end.div_ceil(bs);
+        if self.block_table.len() < blocks {
+            return err(format!(
+                "{end} tokens need {blocks} blocks of {bs}; the block table has {}",
+                self.block_table.len()
+            ));
+        }
+        let table = &self.block_table[..blocks];
+        if let Some(&bad) = table.iter().find(|&&b| b as usize >= store.num_blocks) {
+            return err(format!(
+                "block {bad} in the block table; the store has {}",
+                store.num_blocks
+            ));
+        }
+
+        store.write(layer, table, start, &k_new, &v_new);
+        let out = paged_attention(&q_all, heads, store.layer(layer), table, params);
+        self.lens[layer] = end;
+        Ok(Tensor::from_vec(out, (n, heads * d), &Device::Cpu)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv_cache::ContiguousCache;
+
+    /// Deterministic values in [-1, 1) (xorshift64), so that a failure reproduces.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> f32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        }
+
+        fn vec(&mut self, len: usize) -> Vec<f32> {
+            (0..len).map(|_| self.next()).collect()
+        }
+
+        fn tensor(&mut self, shape: (usize, usize, usize)) -> Tensor {
+            let v = self.vec(shape.0 * shape.1 * shape.2);
+            Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        }
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let (a, b) = (a.flatten_all().unwrap(), b.flatten_all().unwrap());
+        let (a, b) = (a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// A run of forward steps through one sequence's cache.
+    struct Case {
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        block_size: usize,
+        num_blocks: usize,
+        table: Vec<u32>,
+        /// New tokens per step.
+        steps: Vec<usize>,
+        scale: f64,
+        softcap: Option<f64>,
+        window: Option<usize>,
+    }
+
+    impl Default for Case {
+        fn default() -> Self {
+            Self {
+                heads: 4,
+                kv_heads: 2,
+                head_dim: 16,
+                block_size: 4,
+                num_blocks: 8,
+                table: (0..8).collect(),
+                steps: vec![11],
+                scale: 0.25,
+                softcap: None,
+                window: None,
+            }
+        }
+    }
+
+    const LAYERS: usize = 2;
+    const TOL: f32 = 1e-5;
+
+    /// Runs `case` through a [`PagedSeqCache`] and a [`ContiguousCache`] (which uses
+    /// `layers::attention`), two layers each with different data; returns the max |Δ|.
+    fn paged_vs_contiguous(case: &Case) -> f32 {
+        let store = PagedKvStore::new(
+            LAYERS,
+            case.kv_heads,
+            case.head_dim,
+            case.block_size,
+            case.num_blocks,
+        )
+        .unwrap();
+        let store = Arc::new(Mutex::new(store));
+        let mut paged = PagedSeqCache::new(store, case.table.clone(), 0);
+        let mut contiguous = ContiguousCache::new(LAYERS);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (h, kvh, d) = (case.heads, case.kv_heads, case.head_dim);
+        let mut worst = 0f32;
+        let mut pos = 0;
+        for &n in &case.steps {
+            for layer in 0..LAYERS {
+                let q = rng.tensor((h, n, d));
+                let k = rng.tensor((kvh, n, d));
+                let v = rng.tensor((kvh, n, d));
+                let params = AttentionParams {
+                    scale: case.scale,
+                    softcap: case.softcap,
+                    window: case.window,
+                    start_pos: pos,
+                };
+                let ours = paged.attend(layer, &q, &k, &v, &params).unwrap();
+                let want = contiguous.attend(layer, &q, &k, &v, &params).unwrap();
+                assert_eq!(ours.dims(), &[n, h * d]);
+                worst = worst.max(max_abs_diff(&ours, &want));
+            }
+            pos += n;
+            assert_eq!(paged.len(), pos);
+        }
+        worst
+    }
+
+    fn check(name: &str, case: Case) {
+        let worst = paged_vs_contiguous(&case);
+        println!("{name}: max |Δ| {worst:.2e}");
+        assert!(worst <= TOL, "{name}: max |Δ| {worst} > {TOL}");
+    }
+
+    #[test]
+    fn prefill_over_several_blocks() {
+        check("block 4", Case::default());
+        check(
+            "block 16",
+            Case {
+                block_size: 16,
+                steps: vec![40],
+                ..Case::default()
+            },
+        );
+    }
+
+    #[test]
+    fn decode_steps() {
+        check(
+            "decode",
+            Case {
+                steps: vec![3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+                ..Case::default()
+            },
+        );
+        // From an empty cache, one token at a time.
+        check(
+            "decode from empty",
+            Case {
+                steps: vec![1; 9],
+                ..Case::default()
+            },
+        );
+    }
+
+    #[test]
+    fn chunked_prefill() {
+        check(
+            "chunks",
+            Case {
+                steps: vec![5, 6, 7, 1, 2],
+                num_blocks: 6,
+                table: (0..6).collect(),
+                ..Case::default()
+            },
+        );
+    }
+
+    #[test]
+    fn grouped_query_attention() {
+        for (heads, kv_heads) in [(4, 2), (8, 2), (3, 3), (6, 1)] {
+            check(
+                &format!("{heads} heads, {kv_heads} kv heads"),
+                Case {
+                    heads,
+                    kv_heads,
+                    steps: vec![7, 1, 3],
+                    ..Case::default()
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn sliding_window() {
+        for window in [1, 3, 5, 8] {
+            check(
+                &format!("window {window}"),
+                Case {
+                    window: Some(window),
+                    steps: vec![9, 1, 1, 6, 1],
+                    ..Case::default()
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn softcap() {
+        // Scores up to about 16 with scale 1, so a cap of 5 bends most of them.
+        check(
+            "softcap",
+            Case {
+                scale: 1.0,
+                softcap: Some(5.0),
+                steps: vec![10, 1, 4],
+                ..Case::default()
+            },
+        );
+        check(
+            "softcap and window",
+            Case {
+                scale: 1.0,
+                softcap: Some(5.0),
+                window: Some(6),
+                steps: vec![10, 1, 4],
+                ..Case::default()
+            },
+        );
+    }
+
+    #[test]
+    fn block_table_out_of_order() {
+        check(
+            "[5, 2, 9]",
+            Case {
+                num_blocks: 10,
+                table: vec![5, 2, 9],
+                steps: vec![6, 1, 1, 1, 1, 1, 1],
+                ..Case::default()
+            },
+        );
+    }
+
+    #[test]
+    fn head_dim_not_a_multiple_of_the_lanes() {
+        for head_dim in [1, 20, 40] {
+            check(
+                &format!("head_dim {head_dim}"),
+                Case {
+                    head_dim,
+                    steps: vec![6, 1, 3],
+                    ..Case::default()
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn large_call_runs_in_parallel() {
+        // 8 heads x 64 queries x 64 keys x 64 dims is far above PARALLEL_MIN_FMAS.
+        let case = Case {
+            heads: 8,
+            kv_heads: 4,
+            head_dim: 64,
+            block_size: 16,
+            steps: vec![64, 1],
+            num_blocks: 5,
+            table: vec![4, 0, 3, 1, 2],
+            ..Case::default()
+        };
+        check("parallel", case);
+    }
+
+    /// The kernel on hand-filled blocks against attention written out in f64.
+    #[test]
+    fn kernel_against_naive_attention() {
+        let (heads, kvh, d, bs) = (4, 2, 8, 3);
+        let table = [2u32, 0, 3];
+        let (start, n, len) = (5, 3, 8);
+        let mut rng = Rng(7);
+        let q = rng.vec(heads * n * d);
+        // Keys and values by position, (len, kv_heads, d), then scattered into blocks.
+        let (keys, values) = (rng.vec(len * kvh * d), rng.vec(len * kvh * d));
+        let block_len = kvh * bs * d;
+        let (mut kb, mut vb) = (vec![f32::NAN; 4 * block_len], vec![f32::NAN; 4 * block_len]);
+        for p in 0..len {
+            for g in 0..kvh {
+                let at = ((table[p / bs] as usize * kvh + g) * bs + p % bs) * d;
+                let from = (p * kvh + g) * d;
+                kb[at..at + d].copy_from_slice(&keys[from..from + d]);
+                vb[at..at + d].copy_from_slice(&values[from..from + d]);
+            }
+        }
+        let blocks = LayerBlocks {
+            k: &kb,
+            v: &vb,
+            kv_heads: kvh,
+            head_dim: d,
+            block_size: bs,
+        };
+        let params = AttentionParams {
+            scale: 0.5,
+            softcap: Some(3.0),
+            window: Some(4),
+            start_pos: start,
+        };
+        let out = paged_attention(&q, heads, blocks, &table, &params);
+        let mut worst = 0f64;
+        for i in 0..n {
+            for h in 0..heads {
+                let g = h / (heads / kvh);
+                let pos = start + i;
+                let visible: Vec<usize> = (0..=pos).filter(|&p| p + 4 > pos).collect();
+                let scores: Vec<f64> = visible
+                    .iter()
+                    .map(|&p| {
+                        let s: f64 = (0..d)
+                            .map(|x| {
+                                q[(h * n + i) * d + x] as f64 * keys[(p * kvh + g) * d + x] as f64
+                            })
+                            .sum();
+                        (s * 0.5 / 3.0).tanh() * 3.0
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                for x in 0..d {
+                    let want: f64 = visible
+                        .iter()
+                        .zip(&e)
+                        .map(|(&p, w)| w / sum * values[(p * kvh + g) * d + x] as f64)
+                        .sum();
+                    let got = out[(i * heads + h) * d + x] as f64;
+                    worst = worst.max((got - want).abs());
+                }
+            }
+        }
+        println!("kernel vs f64: max |Δ| {worst:.2e}");
+        assert!(worst < 1e-6, "max |Δ| {worst}");
+    }
+
+    #[test]
+    fn copy_block_copies_every_layer() {
+        let mut store = PagedKvStore::new(2, 1, 2, 2, 3).unwrap();
+        store.write(0, &[1], 0, &[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0]);
+        store.write(1, &[1], 0, &[9.0, 9.0], &[8.0, 8.0]);
+        store.copy_block(1, 2).unwrap();
+        let l0 = store.layer(0);
+        assert_eq!(&l0.k[8..12], &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(&l0.v[8..12], &[5.0, 6.0, 7.0, 8.0]);
+        let l1 = store.layer(1);
+        assert_eq!(&l1.k[8..12], &[9.0, 9.0, 0.0, 0.0]);
+        assert_eq!(&l1.v[8..12], &[8.0, 8.0, 0.0, 0.0]);
+        // Block 0 is untouched.
+        assert!(l0.k[..4].iter().all(|&x| x == 0.0));
+        let e = store.copy_block(1, 3).unwrap_err().to_string();
+        assert_eq!(e, "KV cache: copy_block(1, 3): the store has 3 blocks");
+    }
+
+    #[test]
+    fn bytes_per_block() {
+        // 2 (k, v) x 2 layers x 4 kv heads x 8 dims x 16 slots x 4 bytes.
+        assert_eq!(PagedKvStore::bytes_per_block(2, 4, 8, 16), 8192);
+        let store = PagedKvStore::new(2, 4, 8, 16, 3).unwrap();
+        let floats: usize = store.k.iter().chain(&store.v).map(Vec::len).sum();
+        assert_eq!(floats * 4, 3 * 8192);
+    }
+
+    #[test]
+    fn zero_sizes_are_refused() {
+        assert!(PagedKvStore::new(1, 1, 1, 0, 4).is_err());
+        assert!(PagedKvStore::new(0, 1, 1, 4, 4).is_err());
+    }
+
+    /// One attend call of a (4 heads, 2 kv heads, d 4) layer; returns the error message.
+    fn attend_err(
+        table: Vec<u32>,
+        len: usize,
+        n: usize,
+        dtype: DType,
+        params: AttentionParams,
+    ) -> String {
+        let store = PagedKvStore::new(1, 2, 4, 4, 3).unwrap();
+        let mut cache = PagedSeqCache::new(Arc::new(Mutex::new(store)), table, len);
+        let t = |h| Tensor::zeros((h, n, 4), dtype, &Device::Cpu).unwrap();
+        cache
+            .attend(0, &t(4), &t(2), &t(2), &params)
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn at(start_pos: usize) -> AttentionParams {
+        AttentionParams {
+            scale: 1.0,
+            softcap: None,
+            window: None,
+            start_pos,
+        }
+    }
+
+    #[test]
+    fn misuse_is_a_clear_error() {
+        assert_eq!(
+            attend_err(vec![0, 1], 6, 3, DType::F32, at(6)),
+            "KV cache: 9 tokens need 3 blocks of 4; the block table has 2"
+        );
+        assert_eq!(
+            attend_err(vec![0, 7], 0, 5, DType::F32, at(0)),
+            "KV cache: block 7 in the block table; the store has 3"
+        );
+        assert_eq!(
+            attend_err(vec![0], 0, 1, DType::F16, at(0)),
+            "KV cache: the paged cache takes f32 tensors on the CPU; q is F16 on Cpu"
+        );
+        assert_eq!(
+            attend_err(vec![0], 1, 1, DType::F32, at(0)),
+            "KV cache: attention starts at position 0 but layer 0 holds 1 tokens"
+        );
+    }
+}
