@@ -18,6 +18,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing buys nothing
 pub enum Command {
     /// Serve the OpenAI-compatible HTTP API (chat and text completions, streaming).
     Serve(ServeArgs),
@@ -147,6 +148,24 @@ pub struct ServeArgs {
     /// Requests that may wait for the model; more get 503 with Retry-After.
     #[arg(long, default_value_t = 64)]
     pub max_queue: usize,
+    /// Sequences generated together in one batch (continuous batching).
+    #[arg(long, default_value_t = 16)]
+    pub max_running: usize,
+    /// Tokens one forward pass may process: running decodes (one each) plus chunks of
+    /// prompts, so that a long prompt does not stall the other streams.
+    #[arg(long, default_value_t = 512)]
+    pub max_batch_tokens: usize,
+    /// KV cache size: bytes with an optional unit (`2GiB`, `512MiB`, `800MB`) or a fraction
+    /// of the available memory (`0.25`). Default: enough for --max-running full contexts,
+    /// at most a quarter of the available memory.
+    #[arg(long, value_parser = parse_memory)]
+    pub kv_cache_memory: Option<Memory>,
+    /// Tokens per KV cache block.
+    #[arg(long, default_value_t = 16)]
+    pub block_size: usize,
+    /// Do not serve GET /metrics (Prometheus text), which is on by default.
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Allowed CORS origin (repeatable; `*` for any). No CORS headers without it.
     #[arg(long)]
     pub cors_origin: Vec<String>,
@@ -181,4 +200,55 @@ pub struct ServeArgs {
 
 fn parse_markers(s: &str) -> Result<(String, String), String> {
     crate::output::reasoning::Markers::parse_pair(s)
+}
+
+/// A memory amount from the command line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Memory {
+    Bytes(usize),
+    /// Of the memory available when the server starts.
+    Fraction(f64),
+}
+
+fn parse_memory(s: &str) -> Result<Memory, String> {
+    let t = s.trim();
+    if let Ok(f) = t.parse::<f64>() {
+        if f > 0.0 && f <= 1.0 && t.contains('.') {
+            return Ok(Memory::Fraction(f));
+        }
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected e.g. 2GiB, 512MiB, 800MB, 1000000 or 0.25"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => (1u64 << 20) as f64,
+        "g" | "gb" => 1e9,
+        "gib" => (1u64 << 30) as f64,
+        other => return Err(format!("`{s}`: unknown unit `{other}`")),
+    };
+    Ok(Memory::Bytes((n * mult) as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_amounts() {
+        assert_eq!(parse_memory("2GiB"), Ok(Memory::Bytes(2 << 30)));
+        assert_eq!(parse_memory("512MiB"), Ok(Memory::Bytes(512 << 20)));
+        assert_eq!(parse_memory("800MB"), Ok(Memory::Bytes(800_000_000)));
+        assert_eq!(parse_memory("1000"), Ok(Memory::Bytes(1000)));
+        assert_eq!(parse_memory("0.25"), Ok(Memory::Fraction(0.25)));
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("3 parsecs").is_err());
+    }
 }

@@ -62,7 +62,19 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         served_model_name: name.clone(),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         ctx_size: args.ctx_size,
-        max_queue: args.max_queue,
+        engine: candor::engine::EngineConfig {
+            max_queue: args.max_queue,
+            max_running: args.max_running.max(1),
+            max_batch_tokens: args.max_batch_tokens.max(1),
+            block_size: args.block_size.max(1),
+            kv_cache_bytes: args.kv_cache_memory.map(|m| match m {
+                candor::cli::Memory::Bytes(b) => b,
+                candor::cli::Memory::Fraction(f) => {
+                    (candor::engine::scheduler::available_memory().unwrap_or(0) as f64 * f) as usize
+                }
+            }),
+        },
+        metrics: !args.no_metrics,
         cors_origins: args.cors_origin.clone(),
         body_limit_bytes: args.body_limit,
         request_timeout: (args.request_timeout > 0)

@@ -19,7 +19,8 @@ fn config(api_key: Option<&str>) -> ServerConfig {
         served_model_name: NAME.into(),
         api_key: api_key.map(str::to_string),
         ctx_size: Some(512),
-        max_queue: 64,
+        engine: Default::default(),
+        metrics: true,
         cors_origins: Vec::new(),
         body_limit_bytes: 64 * 1024,
         request_timeout: None,
@@ -456,7 +457,11 @@ async fn a_dropped_stream_frees_the_model_for_the_next_request() {
 #[tokio::test]
 async fn a_full_queue_answers_503_with_retry_after() {
     let (app, state) = own_app(ServerConfig {
-        max_queue: 0,
+        engine: candor::engine::EngineConfig {
+            max_queue: 0,
+            max_running: 1,
+            ..Default::default()
+        },
         ..config(None)
     });
     let body = busy_stream(app.clone(), 400).await;

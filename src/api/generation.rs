@@ -94,10 +94,14 @@ pub fn submit(
             }
         })
         .collect();
-    let receivers = loaded.engine.submit(prompt, params).map_err(|e| match e {
-        EngineError::QueueFull { .. } => ApiError::overloaded(),
-        EngineError::Stopped => ApiError::internal("the engine has stopped"),
-    })?;
+    let receivers = loaded
+        .engine
+        .submit(prompt, params, req.max_tokens.is_some())
+        .map_err(|e| match e {
+            EngineError::QueueFull { .. } => ApiError::overloaded(),
+            EngineError::TooLarge { .. } => ApiError::bad_request(e.to_string(), Some(param)),
+            EngineError::Stopped => ApiError::internal("the engine has stopped"),
+        })?;
     Ok(receivers
         .into_iter()
         .enumerate()

@@ -23,7 +23,10 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Longest prompt + completion, in tokens (at most the model's own context).
     pub ctx_size: Option<usize>,
-    pub max_queue: usize,
+    /// The batching engine's limits (queue, batch, KV cache).
+    pub engine: crate::engine::EngineConfig,
+    /// Serve GET /metrics.
+    pub metrics: bool,
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
     /// A request's deadline, from its arrival.
@@ -56,7 +59,8 @@ impl AppState {
 
     /// Makes the model available to requests.
     pub fn set_loaded(&self, runtime: Arc<Runtime>) {
-        let engine = EngineHandle::start(runtime.clone(), self.config.max_queue);
+        let context = self.context_length(&runtime);
+        let engine = EngineHandle::start(runtime.clone(), self.config.engine.clone(), context);
         let _ = self.loaded.set(Loaded { runtime, engine });
     }
 
@@ -80,6 +84,24 @@ pub fn unix_now() -> u64 {
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     match state.loaded() {
         Ok(_) => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// GET /metrics: Prometheus text (404 with --no-metrics, 503 while loading).
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if !state.config.metrics {
+        return ApiError::not_found_route("/metrics").into_response();
+    }
+    match state.loaded() {
+        Ok(l) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            l.engine.metrics().render(&state.config.served_model_name),
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -121,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tokenize", post(models::tokenize))
         .route("/detokenize", post(models::detokenize))
         .route("/apply-template", post(chat::apply_template))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

@@ -217,16 +217,17 @@ pub fn generate(
     let mut decoder = Decoder::new(rt, prompt, params.clone());
     let finish = loop {
         let out = decoder.step(rt, &logits, session.cache.len() + 1, context)?;
-        let go_on = (out.token.is_some() || !out.text.is_empty() || !out.reasoning.is_empty())
-            .then(|| {
-                on_step(Step {
-                    token: out.token,
-                    text: &out.text,
-                    reasoning: &out.reasoning,
-                    logprobs: out.logprobs,
-                })
+        let produced = out.token.is_some() || !out.text.is_empty() || !out.reasoning.is_empty();
+        let go_on = if produced {
+            on_step(Step {
+                token: out.token,
+                text: &out.text,
+                reasoning: &out.reasoning,
+                logprobs: out.logprobs,
             })
-            .unwrap_or(true);
+        } else {
+            true
+        };
         if let Some(finish) = out.finish {
             break finish;
         }

@@ -1,22 +1,28 @@
 //! The engine thread: the only place that touches the model and its KV cache.
 //!
-//! Requests reach it through [`EngineHandle::submit`], wait in a bounded first-come,
-//! first-served queue and run one at a time; each gets a channel of [`Event`]s. When the
-//! receiver is dropped (a client disconnected, or a stop string was handled upstream) the
-//! sequence stops within one token. The cache of the last sequence is kept, so a request
-//! that repeats its predecessor's prefix (the earlier turns of a chat) skips recomputing it.
+//! Requests reach it through [`EngineHandle::submit`] and wait in a bounded first-come,
+//! first-served queue; the [`scheduler`] runs them in one continuously batched forward
+//! pass per step over a paged KV cache with prefix reuse. Each sequence gets a channel of
+//! [`Event`]s; when the receiver is dropped (a client disconnected) the sequence leaves the
+//! batch before the next step and its blocks are freed.
 
+pub mod blocks;
 pub mod decoder;
 pub mod generate;
+pub mod metrics;
 pub mod sampler;
+pub mod scheduler;
 
 use crate::runtime::Runtime;
-use generate::{generate, FinishReason, GenerateParams, Session};
+use generate::{FinishReason, GenerateParams};
+use metrics::Metrics;
 use sampler::TokenLogprobs;
-use std::sync::atomic::{AtomicUsize, Ordering};
+pub use scheduler::EngineConfig;
+use scheduler::{Job, Scheduler};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 /// What a running sequence reports.
 #[derive(Debug, Clone)]
@@ -53,15 +59,13 @@ pub struct Usage {
 pub enum EngineError {
     #[error("the server is busy: {waiting} requests are waiting (limit {limit}); retry shortly")]
     QueueFull { waiting: usize, limit: usize },
+    #[error(
+        "the request needs up to {needed} tokens of KV cache (prompt and max_tokens) but the \
+         cache holds {capacity}; lower max_tokens or start the server with a larger --kv-cache-memory"
+    )]
+    TooLarge { needed: usize, capacity: usize },
     #[error("the engine has stopped")]
     Stopped,
-}
-
-struct Job {
-    prompt: Vec<u32>,
-    params: GenerateParams,
-    events: UnboundedSender<Event>,
-    submitted: Instant,
 }
 
 /// A cheap, cloneable way to reach the engine thread.
@@ -71,23 +75,34 @@ pub struct EngineHandle {
     /// Sequences submitted and not finished (running included).
     pending: Arc<AtomicUsize>,
     max_pending: usize,
+    max_running: usize,
+    /// Most tokens (prompt + completion) one sequence can hold in the KV cache.
+    capacity: usize,
+    next_request: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 }
 
 impl EngineHandle {
-    /// Starts the engine thread. `max_queue` bounds how many sequences may wait.
-    pub fn start(runtime: Arc<Runtime>, max_queue: usize) -> Self {
+    /// Starts the engine thread; `context` is the most tokens a sequence may use.
+    pub fn start(runtime: Arc<Runtime>, cfg: EngineConfig, context: usize) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         let pending = Arc::new(AtomicUsize::new(0));
-        let counter = pending.clone();
+        let metrics = Arc::new(Metrics::default());
+        let (max_queue, max_running) = (cfg.max_queue, cfg.max_running);
+        let scheduler = Scheduler::new(runtime, cfg, context, pending.clone(), metrics.clone());
+        let capacity = scheduler.capacity_tokens();
         std::thread::Builder::new()
             .name("candor-engine".into())
-            .spawn(move || run(runtime, rx, counter))
+            .spawn(move || scheduler.run(rx))
             .expect("spawning the engine thread");
         Self {
             jobs: tx,
             pending,
-            // One may run while max_queue wait.
-            max_pending: max_queue + 1,
+            max_pending: max_queue + max_running,
+            max_running,
+            capacity,
+            next_request: Arc::new(AtomicU64::new(0)),
+            metrics,
         }
     }
 
@@ -96,13 +111,28 @@ impl EngineHandle {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Queues `count` sequences at once (the `n` choices of one request), or none.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Queues the `n` choices of one request at once, or none.
+    /// `explicit_max`: the caller set max_tokens (else it is capped to what fits).
     pub fn submit(
         &self,
         prompt: Vec<u32>,
         params: Vec<GenerateParams>,
+        explicit_max: bool,
     ) -> Result<Vec<UnboundedReceiver<Event>>, EngineError> {
         let count = params.len();
+        if let Some(p) = params.first() {
+            let needed = prompt.len() + p.max_tokens;
+            if prompt.len() + 1 > self.capacity || (needed > self.capacity && explicit_max) {
+                return Err(EngineError::TooLarge {
+                    needed,
+                    capacity: self.capacity,
+                });
+            }
+        }
         let reserved = self
             .pending
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
@@ -110,18 +140,21 @@ impl EngineHandle {
             });
         if let Err(p) = reserved {
             return Err(EngineError::QueueFull {
-                waiting: p.saturating_sub(1),
-                limit: self.max_pending - 1,
+                waiting: p.saturating_sub(self.max_running),
+                limit: self.max_pending - self.max_running,
             });
         }
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let mut receivers = Vec::with_capacity(count);
-        for params in params {
+        for mut params in params {
             let (events, rx) = unbounded_channel();
+            params.max_tokens = params.max_tokens.min(self.capacity - prompt.len());
             let job = Job {
                 prompt: prompt.clone(),
                 params,
                 events,
                 submitted: Instant::now(),
+                request,
             };
             if self.jobs.send(job).is_err() {
                 return Err(EngineError::Stopped);
@@ -130,47 +163,4 @@ impl EngineHandle {
         }
         Ok(receivers)
     }
-}
-
-fn run(rt: Arc<Runtime>, jobs: mpsc::Receiver<Job>, pending: Arc<AtomicUsize>) {
-    let mut session = Session::new(&rt);
-    while let Ok(job) = jobs.recv() {
-        if !job.events.is_closed() {
-            run_job(&rt, &mut session, &job);
-        }
-        pending.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn run_job(rt: &Runtime, session: &mut Session, job: &Job) {
-    let mut first_token: Option<Instant> = None;
-    let result = generate(rt, session, &job.prompt, &job.params, |step| {
-        first_token.get_or_insert_with(Instant::now);
-        job.events
-            .send(Event::Token {
-                token: step.token,
-                text: step.text.to_string(),
-                reasoning: step.reasoning.to_string(),
-                logprobs: step.logprobs,
-            })
-            .is_ok()
-    });
-    let event = match result {
-        Ok(g) => Event::Done(Usage {
-            finish: g.finish,
-            prompt_tokens: g.prompt_tokens,
-            cached_tokens: g.cached_tokens,
-            completion_tokens: g.tokens.len(),
-            reasoning_tokens: g.reasoning_tokens,
-            time_to_first_token: first_token.unwrap_or_else(Instant::now) - job.submitted,
-            decode_tokens_per_s: g.decode_tokens_per_s(),
-        }),
-        Err(e) => {
-            tracing::error!("generation failed: {e}");
-            // The cache may hold a half-written step: start the next request afresh.
-            *session = Session::new(rt);
-            Event::Error(e.to_string())
-        }
-    };
-    let _ = job.events.send(event);
 }

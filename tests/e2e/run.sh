@@ -2,7 +2,8 @@
 # End-to-end tests: the real `candor serve` binary on free loopback ports, driven by the
 # official openai Python SDK, the official openai npm package, and curl (SSE framing
 # checked byte for byte):
-#   - SmolLM2 (the API itself), then SIGTERM during a stream (clean end, exit 0);
+#   - SmolLM2 (the API itself; 32 concurrent streaming clients), then SIGTERM during a
+#     stream (clean end, exit 0);
 #   - two tiny reasoning models (the reasoning trace, tests/e2e/reasoning_sdk.py).
 # Installs the clients itself (a venv in the cache, npm ci here). Run from the repository
 # root after `cargo build` and scripts/fetch-test-assets.sh.
@@ -64,6 +65,7 @@ base="http://127.0.0.1:$port/v1"
 passed=0; failed=0
 "$venv/bin/python" tests/e2e/openai_sdk.py "$base" smollm2 "$KEY" && passed=$((passed + 1)) || failed=$((failed + 1))
 node tests/e2e/stream.mjs "$base" smollm2 "$KEY" && passed=$((passed + 1)) || failed=$((failed + 1))
+"$venv/bin/python" tests/e2e/load.py "$base" smollm2 "$KEY" && passed=$((passed + 1)) || failed=$((failed + 1))
 "$venv/bin/python" tests/e2e/reasoning_sdk.py "http://127.0.0.1:$r1_port/v1" "http://127.0.0.1:$q3_port/v1" \
   && passed=$((passed + 1)) || failed=$((failed + 1))
 

@@ -1,0 +1,249 @@
+//! Which KV-cache blocks each sequence holds, and which full blocks can be reused.
+//!
+//! The pool has a fixed number of blocks of `block_size` tokens. A sequence holds a block
+//! table (block ids in position order). A block that is full is identified by a hash of its
+//! tokens chained with the hash of the blocks before it, so equal hashes mean equal prefixes
+//! at equal positions; such blocks are kept in a prefix cache after their sequences end and
+//! handed to any later sequence whose prompt starts the same way (a system prompt, the
+//! earlier turns of a chat, the other choices of `n`). Blocks are reference counted; cached
+//! blocks nobody uses are evicted least recently used first when the pool runs out.
+//! Only full blocks are shared, so a sequence only ever writes into blocks it owns alone.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// A chained hash of one full block: the hash of the blocks before it and its tokens.
+pub fn block_hash(parent: u64, tokens: &[u32]) -> u64 {
+    // FNV-1a over the parent and the tokens: stable, cheap, and collisions need equal
+    // 64-bit values over the whole chain.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ parent.rotate_left(17);
+    for &t in tokens {
+        for b in t.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The chained hashes of the full blocks of `tokens`.
+pub fn prefix_hashes(tokens: &[u32], block_size: usize) -> Vec<u64> {
+    let mut parent = 0;
+    tokens
+        .chunks_exact(block_size)
+        .map(|chunk| {
+            parent = block_hash(parent, chunk);
+            parent
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockStats {
+    pub total: usize,
+    /// Held by at least one sequence.
+    pub used: usize,
+    /// Not held, but kept for prefix reuse (evictable).
+    pub cached: usize,
+    /// Neither.
+    pub free: usize,
+}
+
+pub struct BlockManager {
+    block_size: usize,
+    refcount: Vec<u32>,
+    /// The hash a full block is registered under.
+    hash_of: Vec<Option<u64>>,
+    /// Full blocks by hash.
+    by_hash: HashMap<u64, u32>,
+    /// Blocks with no holder and no hash.
+    free: Vec<u32>,
+    /// Cached blocks with no holder, by last use (oldest first).
+    lru: BTreeMap<u64, u32>,
+    lru_tick_of: Vec<Option<u64>>,
+    tick: u64,
+}
+
+impl BlockManager {
+    pub fn new(num_blocks: usize, block_size: usize) -> Self {
+        Self {
+            block_size,
+            refcount: vec![0; num_blocks],
+            hash_of: vec![None; num_blocks],
+            by_hash: HashMap::new(),
+            free: (0..num_blocks as u32).rev().collect(),
+            lru: BTreeMap::new(),
+            lru_tick_of: vec![None; num_blocks],
+            tick: 0,
+        }
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.refcount.len()
+    }
+
+    /// Blocks that can be handed out now (free or evictable).
+    pub fn available(&self) -> usize {
+        self.free.len() + self.lru.len()
+    }
+
+    pub fn stats(&self) -> BlockStats {
+        let total = self.num_blocks();
+        let cached = self.lru.len();
+        let free = self.free.len();
+        BlockStats {
+            total,
+            used: total - cached - free,
+            cached,
+            free,
+        }
+    }
+
+    /// Blocks needed to hold `tokens` tokens.
+    pub fn blocks_for(&self, tokens: usize) -> usize {
+        tokens.div_ceil(self.block_size)
+    }
+
+    /// The cached blocks holding the longest prefix of `hashes` (full-block hashes of a
+    /// prompt); each returned block gains a holder.
+    pub fn take_prefix(&mut self, hashes: &[u64]) -> Vec<u32> {
+        let mut blocks = Vec::new();
+        for h in hashes {
+            let Some(&b) = self.by_hash.get(h) else { break };
+            self.hold(b);
+            blocks.push(b);
+        }
+        blocks
+    }
+
+    /// How many leading blocks of `hashes` are cached (without taking them).
+    pub fn cached_prefix_len(&self, hashes: &[u64]) -> usize {
+        hashes
+            .iter()
+            .take_while(|h| self.by_hash.contains_key(h))
+            .count()
+    }
+
+    /// A block for one holder: a free one, else the least recently used cached one.
+    pub fn allocate(&mut self) -> Option<u32> {
+        let b = match self.free.pop() {
+            Some(b) => b,
+            None => {
+                let (&tick, &b) = self.lru.iter().next()?;
+                self.lru.remove(&tick);
+                self.lru_tick_of[b as usize] = None;
+                if let Some(h) = self.hash_of[b as usize].take() {
+                    self.by_hash.remove(&h);
+                }
+                b
+            }
+        };
+        self.refcount[b as usize] = 1;
+        Some(b)
+    }
+
+    /// Records that `block` (held, full) holds the prefix with this hash, so later prompts
+    /// can reuse it. A hash already registered keeps its first block.
+    pub fn register(&mut self, block: u32, hash: u64) {
+        if self.hash_of[block as usize].is_some() || self.by_hash.contains_key(&hash) {
+            return;
+        }
+        self.hash_of[block as usize] = Some(hash);
+        self.by_hash.insert(hash, block);
+    }
+
+    /// A holder lets go of its blocks: unheld blocks become evictable (if cached) or free.
+    pub fn release(&mut self, blocks: &[u32]) {
+        for &b in blocks {
+            let rc = &mut self.refcount[b as usize];
+            debug_assert!(*rc > 0, "releasing a block nobody holds");
+            *rc = rc.saturating_sub(1);
+            if *rc == 0 {
+                if self.hash_of[b as usize].is_some() {
+                    self.tick += 1;
+                    self.lru.insert(self.tick, b);
+                    self.lru_tick_of[b as usize] = Some(self.tick);
+                } else {
+                    self.free.push(b);
+                }
+            }
+        }
+    }
+
+    fn hold(&mut self, b: u32) {
+        if self.refcount[b as usize] == 0 {
+            if let Some(t) = self.lru_tick_of[b as usize].take() {
+                self.lru.remove(&t);
+            }
+        }
+        self.refcount[b as usize] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_chain_over_the_prefix() {
+        let a = prefix_hashes(&[1, 2, 3, 4, 5], 2);
+        assert_eq!(a.len(), 2);
+        let b = prefix_hashes(&[1, 2, 3, 4, 9, 9], 2);
+        assert_eq!(a, b[..2]);
+        // The same block after a different prefix hashes differently.
+        let c = prefix_hashes(&[7, 7, 3, 4], 2);
+        assert_ne!(a[1], c[1]);
+    }
+
+    #[test]
+    fn allocate_release_and_reuse_a_prefix() {
+        let mut m = BlockManager::new(4, 2);
+        let tokens = [1, 2, 3, 4, 5];
+        let hashes = prefix_hashes(&tokens, 2);
+        assert!(m.take_prefix(&hashes).is_empty());
+        let blocks: Vec<u32> = (0..3).map(|_| m.allocate().unwrap()).collect();
+        assert_eq!(m.stats().used, 3);
+        m.register(blocks[0], hashes[0]);
+        m.register(blocks[1], hashes[1]);
+        m.release(&blocks);
+        assert_eq!(
+            m.stats(),
+            BlockStats {
+                total: 4,
+                used: 0,
+                cached: 2,
+                free: 2
+            }
+        );
+        // A second prompt with the same start gets the two cached blocks back.
+        let again = m.take_prefix(&prefix_hashes(&[1, 2, 3, 4, 6, 6], 2));
+        assert_eq!(again, blocks[..2]);
+        assert_eq!(m.stats().used, 2);
+        // Shared: a third holder.
+        assert_eq!(m.take_prefix(&hashes[..1]), vec![blocks[0]]);
+        m.release(&[blocks[0]]);
+        assert_eq!(m.stats().used, 2);
+        m.release(&again);
+        assert_eq!(m.stats().cached, 2);
+    }
+
+    #[test]
+    fn the_least_recently_used_cached_block_is_evicted_first() {
+        let mut m = BlockManager::new(2, 1);
+        let (a, b) = (m.allocate().unwrap(), m.allocate().unwrap());
+        m.register(a, 11);
+        m.register(b, 22);
+        m.release(&[b]);
+        m.release(&[a]);
+        assert!(m.allocate().is_some());
+        // b was released first: it is gone, a is still cached.
+        assert_eq!(m.cached_prefix_len(&[22]), 0);
+        assert_eq!(m.cached_prefix_len(&[11]), 1);
+        assert!(m.allocate().is_some());
+        assert_eq!(m.cached_prefix_len(&[11]), 0);
+        assert!(m.allocate().is_none());
+    }
+}

@@ -1,0 +1,385 @@
+//! Continuous batching: batched equals alone, preemption, prefix reuse, cancellation.
+//!
+//! Runs the engine in process on the tiny random models of every family
+//! (models/tests/data, given a byte-level tokenizer here, since only the ids matter) and on
+//! SmolLM2 (scripts/fetch-test-assets.sh).
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use candor::api::server::{router, AppState, ServerConfig};
+use candor::engine::generate::GenerateParams;
+use candor::engine::sampler::SamplingParams;
+use candor::engine::{EngineConfig, EngineHandle, Event, Usage};
+use candor::runtime::{Runtime, RuntimeConfig};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const FAMILIES: [&str; 5] = ["llama", "llama-tied", "qwen2", "qwen3", "gemma3"];
+
+/// GPT-2's byte-to-character table: a byte-level BPE vocabulary without merges.
+fn byte_level_tokenizer_json() -> String {
+    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
+    let mut chars: Vec<u32> = printable.clone();
+    let mut extra = 0;
+    for b in 0..256u32 {
+        if !printable.contains(&b) {
+            printable.push(b);
+            chars.push(256 + extra);
+            extra += 1;
+        }
+    }
+    let mut pairs: Vec<(u32, u32)> = printable.into_iter().zip(chars).collect();
+    pairs.sort();
+    let vocab: serde_json::Map<String, Value> = pairs
+        .iter()
+        .map(|&(b, c)| (char::from_u32(c).unwrap().to_string(), json!(b)))
+        .collect();
+    json!({
+        "version": "1.0",
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+        "model": {"type": "BPE", "vocab": vocab, "merges": [], "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
+                  "byte_fallback": false, "ignore_merges": false}
+    })
+    .to_string()
+}
+
+/// A copy of a tiny reference model folder with a byte-level tokenizer.
+fn tiny(family: &str) -> Arc<Runtime> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/tests/data")
+        .join(family);
+    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "candor-batching-{}-{copy}-{family}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let wanted =
+            name.ends_with(".json") || name.starts_with("model") && name.ends_with(".safetensors");
+        if wanted {
+            std::fs::copy(src.join(&name), dir.join(&name)).unwrap();
+        }
+    }
+    std::fs::write(dir.join("tokenizer.json"), byte_level_tokenizer_json()).unwrap();
+    let rt = Runtime::load(&RuntimeConfig {
+        model: dir.clone(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    Arc::new(rt)
+}
+
+fn smollm2() -> Arc<Runtime> {
+    let assets = std::env::var_os("CANDOR_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets")
+        });
+    let model = assets.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        model.exists(),
+        "run `bash scripts/fetch-test-assets.sh` first"
+    );
+    Arc::new(
+        Runtime::load(&RuntimeConfig {
+            model,
+            ..RuntimeConfig::default()
+        })
+        .unwrap(),
+    )
+}
+
+fn greedy(max_tokens: usize) -> GenerateParams {
+    GenerateParams {
+        ignore_eos: true,
+        ..GenerateParams::new(SamplingParams::greedy(), max_tokens)
+    }
+}
+
+/// Waits for one sequence: its token ids and usage.
+async fn collect(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> (Vec<u32>, Usage) {
+    let mut tokens = Vec::new();
+    loop {
+        match rx.recv().await.expect("the engine answers") {
+            Event::Token { token, .. } => tokens.extend(token),
+            Event::Done(u) => return (tokens, u),
+            Event::Error(e) => panic!("engine error: {e}"),
+        }
+    }
+}
+
+/// Eight requests of different prompt lengths and max_tokens.
+fn requests(vocab: u32) -> Vec<(Vec<u32>, usize)> {
+    (0..8u32)
+        .map(|i| {
+            let len = 3 + (i as usize * 7) % 40;
+            let prompt = (0..len as u32)
+                .map(|j| (j * 31 + i * 17 + 5) % vocab)
+                .collect();
+            (prompt, 4 + (i as usize * 5) % 17)
+        })
+        .collect()
+}
+
+async fn batched_equals_alone(rt: Arc<Runtime>, name: &str, cfg: EngineConfig) {
+    let vocab = rt.vocab_size().min(256) as u32;
+    let reqs = requests(vocab);
+    let ctx = rt.context_length();
+    // Alone: one request at a time through its own engine.
+    let alone_engine = EngineHandle::start(
+        rt.clone(),
+        EngineConfig {
+            max_running: 1,
+            ..cfg.clone()
+        },
+        ctx,
+    );
+    let mut alone = Vec::new();
+    for (p, n) in &reqs {
+        let rx = alone_engine
+            .submit(p.clone(), vec![greedy(*n)], true)
+            .unwrap()
+            .remove(0);
+        alone.push(collect(rx).await.0);
+    }
+    // Batched: all at once.
+    let engine = EngineHandle::start(rt.clone(), cfg, ctx);
+    let rxs: Vec<_> = reqs
+        .iter()
+        .map(|(p, n)| {
+            engine
+                .submit(p.clone(), vec![greedy(*n)], true)
+                .unwrap()
+                .remove(0)
+        })
+        .collect();
+    let outs = futures_util::future::join_all(rxs.into_iter().map(collect)).await;
+    for (i, ((tokens, usage), want)) in outs.iter().zip(&alone).enumerate() {
+        assert_eq!(
+            tokens, want,
+            "{name}: request {i} batched differs from alone"
+        );
+        assert_eq!(usage.completion_tokens, reqs[i].1, "{name}: request {i}");
+    }
+    let m = engine.metrics();
+    assert!(
+        m.steps.load(std::sync::atomic::Ordering::Relaxed)
+            < reqs.iter().map(|r| r.1 as u64).sum::<u64>(),
+        "{name}: the requests did not share forward passes"
+    );
+}
+
+#[tokio::test]
+async fn batched_equals_alone_for_every_family() {
+    for family in FAMILIES {
+        let cfg = EngineConfig {
+            max_running: 8,
+            max_batch_tokens: 24,
+            block_size: 4,
+            ..Default::default()
+        };
+        batched_equals_alone(tiny(family), family, cfg).await;
+    }
+}
+
+#[tokio::test]
+async fn batched_equals_alone_on_smollm2() {
+    let cfg = EngineConfig {
+        max_running: 8,
+        max_batch_tokens: 64,
+        ..Default::default()
+    };
+    batched_equals_alone(smollm2(), "smollm2", cfg).await;
+}
+
+#[tokio::test]
+async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
+    let rt = tiny("llama");
+    // 16 blocks of 4 tokens: enough for any one request, far less than eight at once.
+    let per_block = candor_models::paged::PagedKvStore::bytes_per_block(
+        rt.model.config().num_layers,
+        rt.model.config().num_kv_heads,
+        rt.model.config().head_dim,
+        4,
+    );
+    let small = EngineConfig {
+        max_running: 8,
+        max_batch_tokens: 24,
+        block_size: 4,
+        kv_cache_bytes: Some(16 * per_block),
+        ..Default::default()
+    };
+    let ctx = rt.context_length();
+    let reqs = requests(256);
+    let big = EngineHandle::start(
+        rt.clone(),
+        EngineConfig {
+            block_size: 4,
+            ..Default::default()
+        },
+        ctx,
+    );
+    let tight = EngineHandle::start(rt.clone(), small, ctx);
+    let submit_all = |e: &EngineHandle| {
+        reqs.iter()
+            .map(|(p, n)| {
+                e.submit(p.clone(), vec![greedy(*n)], true)
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect::<Vec<_>>()
+    };
+    let want = futures_util::future::join_all(submit_all(&big).into_iter().map(collect)).await;
+    let got = futures_util::future::join_all(submit_all(&tight).into_iter().map(collect)).await;
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.0, w.0, "request {i}");
+    }
+    let preemptions = tight
+        .metrics()
+        .preemptions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(preemptions > 0, "the pool was never short");
+    // A request that can never fit is refused up front.
+    let err = tight
+        .submit(vec![1; 40], vec![greedy(30)], true)
+        .unwrap_err();
+    assert!(err.to_string().contains("--kv-cache-memory"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Over HTTP with SmolLM2: prefix reuse, cancellation, /metrics.
+
+fn server(engine: EngineConfig) -> (axum::Router, Arc<AppState>) {
+    let state = AppState::new(ServerConfig {
+        served_model_name: "smollm2".into(),
+        api_key: None,
+        ctx_size: Some(1024),
+        engine,
+        metrics: true,
+        cors_origins: Vec::new(),
+        body_limit_bytes: 1 << 20,
+        request_timeout: None,
+        reasoning: Default::default(),
+    });
+    state.set_loaded(smollm2());
+    (router(state.clone()), state)
+}
+
+async fn post(app: &axum::Router, body: Value) -> Value {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+async fn metric(app: &axum::Router, name: &str) -> f64 {
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_shared_system_prompt_is_reused_from_the_prefix_cache() {
+    let system = "You are a helpful assistant who answers questions about geography, history \
+                  and science in two short sentences, without lists, and never makes things up.";
+    let chat = |q: &str| {
+        json!({"model": "smollm2", "temperature": 0, "max_tokens": 8,
+               "messages": [{"role": "system", "content": system}, {"role": "user", "content": q}]})
+    };
+    let (cold, _) = server(EngineConfig::default());
+    let alone = post(&cold, chat("What is the capital of Italy?")).await;
+    assert_eq!(alone["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+
+    let (app, _) = server(EngineConfig::default());
+    let first = post(&app, chat("What is the capital of France?")).await;
+    assert_eq!(first["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    let second = post(&app, chat("What is the capital of Italy?")).await;
+    let cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(cached >= 16, "{second}");
+    assert_eq!(
+        second["choices"][0]["message"],
+        alone["choices"][0]["message"]
+    );
+    assert!(metric(&app, "candor_prefix_cache_hits_total").await >= cached as f64);
+    // n > 1: the later choices take the prompt's blocks from the first.
+    let mut n3 = chat("Name a river.");
+    n3["n"] = json!(3);
+    let v = post(&app, n3).await;
+    assert_eq!(v["choices"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_cancelled_stream_frees_its_blocks_at_once() {
+    let (app, state) = server(EngineConfig::default());
+    let body = json!({"model": "smollm2", "temperature": 0, "max_tokens": 500, "ignore_eos": true,
+                      "stream": true, "messages": [{"role": "user", "content": "Count to a thousand."}]});
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let mut stream = resp.into_body();
+    for _ in 0..3 {
+        stream.frame().await.unwrap().unwrap();
+    }
+    assert!(metric(&app, "candor_kv_blocks_used").await > 0.0);
+    drop(stream);
+    let engine = &state.loaded().unwrap().engine;
+    for _ in 0..500 {
+        if engine.pending() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(engine.pending(), 0);
+    // The gauges are published at the start of the engine's next loop: give it one.
+    let _ = post(
+        &app,
+        json!({"model": "smollm2", "max_tokens": 1,
+                              "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!(metric(&app, "candor_kv_blocks_used").await, 0.0);
+    assert!(metric(&app, "candor_requests_finished_total").await >= 2.0);
+}
