@@ -171,8 +171,8 @@ const PARALLEL_MIN_FMAS: usize = 1 << 16;
 /// [`crate::layers::attention`] does; the softmax runs in f32 with the maximum subtracted.
 /// Returns (n, heads * head_dim), row-major.
 ///
-/// Panics if the shapes disagree or the table does not cover every position: callers
-/// ([`PagedSeqCache`]) check them first.
+/// Panics if the shapes disagree, the window is 0, or the table does not cover every
+/// position with blocks of the store: callers ([`PagedSeqCache`]) check these first.
 pub fn paged_attention(
     q: &[f32],
     heads: usize,
@@ -200,6 +200,7 @@ fn attention_with(
         q.len(),
         blocks.kv_heads
     );
+    assert_ne!(params.window, Some(0), "a sliding window of 0 sees no key");
     let n = q.len() / (heads * d);
     let len = params.start_pos + n;
     assert!(
