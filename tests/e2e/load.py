@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 
-import httpx
+import http.client
+import urllib.parse
 
 BASE, MODEL, KEY = sys.argv[1], sys.argv[2], sys.argv[3]
 CLIENTS, CHATS, TOKENS = 32, 3, 12
@@ -22,31 +23,36 @@ lock = threading.Lock()
 
 
 def client(i):
-    with httpx.Client(base_url=BASE, headers={"Authorization": f"Bearer {KEY}"}, timeout=300) as http:
-        for j in range(CHATS):
-            body = {"model": MODEL, "stream": True, "stream_options": {"include_usage": True},
-                    "max_tokens": TOKENS, "ignore_eos": True, "temperature": 0.8, "seed": i * 10 + j,
-                    "messages": [{"role": "user", "content": f"Client {i}, chat {j}: tell me a fact."}]}
-            try:
-                with http.stream("POST", "/chat/completions", json=body) as r:
-                    if r.status_code != 200:
-                        raise RuntimeError(f"status {r.status_code}: {r.read()[:200]!r}")
-                    events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
-                if events[-1] != "[DONE]":
-                    raise RuntimeError(f"no [DONE] at the end: {events[-1][:100]}")
-                chunks = [json.loads(e) for e in events[:-1]]
-                if any("error" in c for c in chunks):
-                    raise RuntimeError(f"error chunk: {chunks}")
-                finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]
-                          and c["choices"][0]["finish_reason"]]
-                usage = chunks[-1].get("usage")
-                if finish != ["length"] or not usage or usage["completion_tokens"] != TOKENS:
-                    raise RuntimeError(f"incomplete: finish {finish}, usage {usage}")
-                with lock:
-                    done.append((i, j))
-            except Exception as e:  # noqa: BLE001 - collect every failure
-                with lock:
-                    errors.append(f"client {i} chat {j}: {e!r}")
+    url = urllib.parse.urlparse(BASE)
+    for j in range(CHATS):
+        body = {"model": MODEL, "stream": True, "stream_options": {"include_usage": True},
+                "max_tokens": TOKENS, "ignore_eos": True, "temperature": 0.8, "seed": i * 10 + j,
+                "messages": [{"role": "user", "content": f"Client {i}, chat {j}: tell me a fact."}]}
+        try:
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=300)
+            conn.request("POST", url.path + "/chat/completions", body=json.dumps(body),
+                         headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+            r = conn.getresponse()
+            raw = r.read().decode()
+            conn.close()
+            if r.status != 200:
+                raise RuntimeError(f"status {r.status}: {raw[:200]!r}")
+            events = [line[6:] for line in raw.split("\n") if line.startswith("data: ")]
+            if not raw.endswith("data: [DONE]\n\n"):
+                raise RuntimeError(f"no [DONE] at the end: {raw[-100:]!r}")
+            chunks = [json.loads(e) for e in events[:-1]]
+            if any("error" in c for c in chunks):
+                raise RuntimeError(f"error chunk: {chunks}")
+            finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]
+                      and c["choices"][0]["finish_reason"]]
+            usage = chunks[-1].get("usage")
+            if finish != ["length"] or not usage or usage["completion_tokens"] != TOKENS:
+                raise RuntimeError(f"incomplete: finish {finish}, usage {usage}")
+            with lock:
+                done.append((i, j))
+        except Exception as e:  # noqa: BLE001 - collect every failure
+            with lock:
+                errors.append(f"client {i} chat {j}: {e!r}")
 
 
 t0 = time.time()
