@@ -56,6 +56,10 @@ fn byte_level_tokenizer_json() -> String {
 
 /// A copy of a tiny reference model folder with a byte-level tokenizer.
 fn tiny(family: &str) -> Arc<Runtime> {
+    tiny_in(family, None)
+}
+
+fn tiny_in(family: &str, dtype: Option<candor_models::DType>) -> Arc<Runtime> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models/tests/data")
         .join(family);
@@ -77,6 +81,7 @@ fn tiny(family: &str) -> Arc<Runtime> {
     std::fs::write(dir.join("tokenizer.json"), byte_level_tokenizer_json()).unwrap();
     let rt = Runtime::load(&RuntimeConfig {
         model: dir.clone(),
+        dtype,
         ..RuntimeConfig::default()
     })
     .unwrap();
@@ -195,6 +200,18 @@ async fn batched_equals_alone_for_every_family() {
         };
         batched_equals_alone(tiny(family), family, cfg).await;
     }
+}
+
+#[tokio::test]
+async fn batched_equals_alone_without_the_paged_pool() {
+    // f16 compute is outside the paged kernel: each sequence gets a contiguous cache.
+    let rt = tiny_in("qwen3", Some(candor_models::DType::F16));
+    let cfg = EngineConfig {
+        max_running: 8,
+        max_batch_tokens: 24,
+        ..Default::default()
+    };
+    batched_equals_alone(rt, "qwen3 f16", cfg).await;
 }
 
 #[tokio::test]

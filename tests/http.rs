@@ -441,14 +441,21 @@ async fn a_dropped_stream_frees_the_model_for_the_next_request() {
     let body = busy_stream(app.clone(), 400).await;
     assert_eq!(state.loaded().unwrap().engine.pending(), 1);
     drop(body);
-    // The next request runs as soon as the dropped sequence notices (within one token),
-    // not after its 400 tokens.
+    // The next request does not wait for the dropped one's 400 tokens.
     let started = std::time::Instant::now();
     let (s, b) = send(app, "POST", "/v1/chat/completions", Some(chat(json!({})))).await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["usage"]["completion_tokens"], 8);
-    assert_eq!(state.loaded().unwrap().engine.pending(), 0);
+    // The dropped sequence leaves the batch at the engine's next step.
+    let engine = &state.loaded().unwrap().engine;
+    for _ in 0..500 {
+        if engine.pending() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(engine.pending(), 0);
     // Generous bound: 400 tokens of SmolLM2 take far longer than this on any machine
     // where 8 do not.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));

@@ -136,17 +136,15 @@ pub async fn apply_template(State(state): State<Arc<AppState>>, body: Bytes) -> 
 
 async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let prepared = prepare(&state, &body)?;
+    let messages = prepared.messages();
     let Prepared {
         valid,
         rt,
         opts,
         plan,
-    } = prepare(&state, &body)?;
+    } = prepared;
     let loaded = state.loaded()?;
-    let messages = match &valid.input {
-        Input::Chat { messages, .. } => messages.clone(),
-        Input::Completion { .. } => unreachable!("validate_chat returns chat input"),
-    };
     // Rendering and tokenizing are CPU work: keep them off the async runtime.
     let (rt2, plan2) = (rt.clone(), plan.clone());
     let rendered = tokio::task::spawn_blocking(move || render(&rt2, &messages, &opts, &plan2))

@@ -252,6 +252,8 @@ impl Scheduler {
             pool.blocks.release(&seq.blocks);
         }
         seq.blocks.clear();
+        // Before Done reaches the client, so that /metrics read after it is current.
+        self.publish_gauges();
         if finish != FinishReason::Cancelled || !seq.job.events.is_closed() {
             let d = &seq.decoder;
             let generated = d.tokens().len();
