@@ -276,6 +276,25 @@ async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
         .submit(vec![1; 40], vec![greedy(30)], true)
         .unwrap_err();
     assert!(err.to_string().contains("--kv-cache-memory"), "{err}");
+    // Neither can an empty prompt, nor more choices than may ever run and wait at once.
+    let err = tight.submit(Vec::new(), vec![greedy(2)], true).unwrap_err();
+    assert_eq!(err, candor::engine::EngineError::EmptyPrompt);
+    let one = EngineHandle::start(
+        rt.clone(),
+        EngineConfig {
+            max_queue: 0,
+            max_running: 1,
+            ..Default::default()
+        },
+        ctx,
+    );
+    let err = one
+        .submit(vec![1, 2], vec![greedy(2), greedy(2)], true)
+        .unwrap_err();
+    assert!(
+        matches!(err, candor::engine::EngineError::TooManyChoices { .. }),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use crate::api::error::ApiError;
 use crate::api::generation::{self, Delta, Envelope, StreamShape};
 use crate::api::server::AppState;
 use crate::engine::generate::ReasoningParams;
-use crate::output::reasoning::Phase;
+use crate::output::reasoning::{Markers, Phase};
 use crate::prompt::template::RenderOptions;
 use crate::reasoning::ReasoningPlan;
 use crate::runtime::Runtime;
@@ -197,6 +197,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
             object: "chat.completion.chunk",
             show_reasoning,
             include_usage: valid.include_usage,
+            prompt_tokens: prompt_len,
         };
         return Ok(generation::stream_response(
             shape,
@@ -250,10 +251,23 @@ fn render(
     let Some(markers) = &rt.reasoning_markers else {
         return Ok((prompt, None));
     };
-    let closing = rt
-        .tokenizer
-        .encode(&markers.closing_text(plan.budget_message.as_deref()), false)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let encode = |t: &str| {
+        rt.tokenizer
+            .encode(t, false)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    };
+    // The end marker by its id where it has one: the splitter recognises it by id, and
+    // tokenizing its text might not give that id back.
+    let closing = match markers.end_id {
+        Some(end_id) => {
+            let (before, after) = Markers::closing_parts(plan.budget_message.as_deref());
+            let mut ids = encode(&before)?;
+            ids.push(end_id);
+            ids.extend(encode(after)?);
+            ids
+        }
+        None => encode(&markers.closing_text(plan.budget_message.as_deref()))?,
+    };
     let params = ReasoningParams {
         markers: markers.clone(),
         phase: Phase::from_prompt(&text, markers),

@@ -113,6 +113,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
             object: "text_completion",
             show_reasoning: false,
             include_usage: valid.include_usage,
+            prompt_tokens: prompt_lens.iter().sum(),
         };
         return Ok(generation::stream_response(
             shape,

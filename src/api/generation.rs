@@ -99,7 +99,10 @@ pub fn submit(
         .submit(prompt, params, req.max_tokens.is_some())
         .map_err(|e| match e {
             EngineError::QueueFull { .. } => ApiError::overloaded(),
-            EngineError::TooLarge { .. } => ApiError::bad_request(e.to_string(), Some(param)),
+            EngineError::TooLarge { .. } | EngineError::EmptyPrompt => {
+                ApiError::bad_request(e.to_string(), Some(param))
+            }
+            EngineError::TooManyChoices { .. } => ApiError::bad_request(e.to_string(), Some("n")),
             EngineError::Stopped => ApiError::internal("the engine has stopped"),
         })?;
     Ok(receivers
@@ -235,6 +238,8 @@ pub struct StreamShape {
     pub show_reasoning: bool,
     /// A last chunk with `choices: []` and `usage`.
     pub include_usage: bool,
+    /// Prompt tokens of the request (each prompt counted once).
+    pub prompt_tokens: usize,
 }
 
 /// Streams the choices as SSE: `choice` maps each delta to one choice object of a chunk;
@@ -270,8 +275,12 @@ fn async_events(
     choice: impl Fn(Delta) -> Value + Send + 'static,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
     let envelope = shape.envelope.clone();
-    let (object, show_reasoning, include_usage) =
-        (shape.object, shape.show_reasoning, shape.include_usage);
+    let (object, show_reasoning, include_usage, prompt_tokens) = (
+        shape.object,
+        shape.show_reasoning,
+        shape.include_usage,
+        shape.prompt_tokens,
+    );
     let chunk = move |d: Delta| shape.envelope.wrap(object, vec![choice(d)], None);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
     tokio::spawn(async move {
@@ -309,7 +318,7 @@ fn async_events(
                         index,
                         finish: usage.finish,
                     });
-                    usages.push(usage);
+                    usages.push((index, usage));
                     v
                 }
                 Event::Error(e) => serde_json::to_value(ApiError::internal(e).body())
@@ -323,10 +332,12 @@ fn async_events(
                 return;
             }
         }
+        usages.sort_by_key(|(i, _)| *i);
+        let usages: Vec<Usage> = usages.into_iter().map(|(_, u)| u).collect();
         if include_usage {
-            let prompt = usages.first().map_or(0, |u| u.prompt_tokens);
+            // As the non-streamed total: cached tokens of the first choice.
             let cached = usages.first().map_or(0, |u| u.cached_tokens);
-            let usage = usage_json(prompt, cached, &usages.iter().collect::<Vec<_>>());
+            let usage = usage_json(prompt_tokens, cached, &usages.iter().collect::<Vec<_>>());
             let last = envelope.wrap(object, Vec::new(), Some(usage));
             let _ = tx.send(SseEvent::default().data(last.to_string()));
         }

@@ -53,6 +53,9 @@ pub struct BlockManager {
     refcount: Vec<u32>,
     /// The hash a full block is registered under.
     hash_of: Vec<Option<u64>>,
+    /// The tokens of each registered block: a hit is confirmed token by token, so a hash
+    /// collision (accidental or crafted) can never lend one prompt another's cache.
+    tokens_of: Vec<Vec<u32>>,
     /// Full blocks by hash.
     by_hash: HashMap<u64, u32>,
     /// Blocks with no holder and no hash.
@@ -69,6 +72,7 @@ impl BlockManager {
             block_size,
             refcount: vec![0; num_blocks],
             hash_of: vec![None; num_blocks],
+            tokens_of: vec![Vec::new(); num_blocks],
             by_hash: HashMap::new(),
             free: (0..num_blocks as u32).rev().collect(),
             lru: BTreeMap::new(),
@@ -107,24 +111,38 @@ impl BlockManager {
         tokens.div_ceil(self.block_size)
     }
 
-    /// The cached blocks holding the longest prefix of `hashes` (full-block hashes of a
-    /// prompt); each returned block gains a holder.
-    pub fn take_prefix(&mut self, hashes: &[u64]) -> Vec<u32> {
+    /// The cached block holding full block `i` of `tokens`, whose chained hash is `hash`.
+    fn lookup(&self, hash: u64, tokens: &[u32], i: usize) -> Option<u32> {
+        let b = *self.by_hash.get(&hash)?;
+        let bs = self.block_size;
+        (self.tokens_of[b as usize] == tokens[i * bs..(i + 1) * bs]).then_some(b)
+    }
+
+    /// The cached blocks holding the longest prefix of `tokens` (`hashes` are its full-block
+    /// hashes); each returned block gains a holder.
+    pub fn take_prefix(&mut self, hashes: &[u64], tokens: &[u32]) -> Vec<u32> {
         let mut blocks = Vec::new();
-        for h in hashes {
-            let Some(&b) = self.by_hash.get(h) else { break };
+        for (i, &h) in hashes.iter().enumerate() {
+            let Some(b) = self.lookup(h, tokens, i) else {
+                break;
+            };
             self.hold(b);
             blocks.push(b);
         }
         blocks
     }
 
-    /// How many leading blocks of `hashes` are cached (without taking them).
-    pub fn cached_prefix_len(&self, hashes: &[u64]) -> usize {
-        hashes
-            .iter()
-            .take_while(|h| self.by_hash.contains_key(h))
-            .count()
+    /// How many leading full blocks of `tokens` are cached (without taking them), and how
+    /// many of those nobody holds (taking them makes them unavailable).
+    pub fn cached_prefix(&self, hashes: &[u64], tokens: &[u32]) -> (usize, usize) {
+        let mut unheld = 0;
+        for (i, &h) in hashes.iter().enumerate() {
+            let Some(b) = self.lookup(h, tokens, i) else {
+                return (i, unheld);
+            };
+            unheld += usize::from(self.refcount[b as usize] == 0);
+        }
+        (hashes.len(), unheld)
     }
 
     /// A block for one holder: a free one, else the least recently used cached one.
@@ -137,6 +155,7 @@ impl BlockManager {
                 self.lru_tick_of[b as usize] = None;
                 if let Some(h) = self.hash_of[b as usize].take() {
                     self.by_hash.remove(&h);
+                    self.tokens_of[b as usize].clear();
                 }
                 b
             }
@@ -145,19 +164,23 @@ impl BlockManager {
         Some(b)
     }
 
-    /// Records that `block` (held, full) holds the prefix with this hash, so later prompts
-    /// can reuse it. A hash already registered keeps its first block.
-    pub fn register(&mut self, block: u32, hash: u64) {
+    /// Records that `block` (held, full) holds `tokens` after the prefix whose chained hash
+    /// ends in `hash`, so later prompts can reuse it. A hash already registered keeps its
+    /// first block.
+    pub fn register(&mut self, block: u32, hash: u64, tokens: &[u32]) {
         if self.hash_of[block as usize].is_some() || self.by_hash.contains_key(&hash) {
             return;
         }
         self.hash_of[block as usize] = Some(hash);
+        self.tokens_of[block as usize] = tokens.to_vec();
         self.by_hash.insert(hash, block);
     }
 
-    /// A holder lets go of its blocks: unheld blocks become evictable (if cached) or free.
+    /// A holder lets go of its blocks (a block table, in position order). The last blocks
+    /// become the first to evict, so a cached prefix loses its tail before its head (a
+    /// chain broken at its root would keep unreachable blocks).
     pub fn release(&mut self, blocks: &[u32]) {
-        for &b in blocks {
+        for &b in blocks.iter().rev() {
             let rc = &mut self.refcount[b as usize];
             debug_assert!(*rc > 0, "releasing a block nobody holds");
             *rc = rc.saturating_sub(1);
@@ -203,27 +226,29 @@ mod tests {
         let mut m = BlockManager::new(4, 2);
         let tokens = [1, 2, 3, 4, 5];
         let hashes = prefix_hashes(&tokens, 2);
-        assert!(m.take_prefix(&hashes).is_empty());
+        assert!(m.take_prefix(&hashes, &tokens).is_empty());
         let blocks: Vec<u32> = (0..3).map(|_| m.allocate().unwrap()).collect();
         assert_eq!(m.stats().used, 3);
-        m.register(blocks[0], hashes[0]);
-        m.register(blocks[1], hashes[1]);
+        m.register(blocks[0], hashes[0], &tokens[..2]);
+        m.register(blocks[1], hashes[1], &tokens[2..4]);
         m.release(&blocks);
-        assert_eq!(
-            m.stats(),
-            BlockStats {
-                total: 4,
-                used: 0,
-                cached: 2,
-                free: 2
-            }
-        );
+        let want = BlockStats {
+            total: 4,
+            used: 0,
+            cached: 2,
+            free: 2,
+        };
+        assert_eq!(m.stats(), want);
         // A second prompt with the same start gets the two cached blocks back.
-        let again = m.take_prefix(&prefix_hashes(&[1, 2, 3, 4, 6, 6], 2));
+        let other = [1, 2, 3, 4, 6, 6];
+        let other_hashes = prefix_hashes(&other, 2);
+        assert_eq!(m.cached_prefix(&other_hashes, &other), (2, 2));
+        let again = m.take_prefix(&other_hashes, &other);
         assert_eq!(again, blocks[..2]);
         assert_eq!(m.stats().used, 2);
+        assert_eq!(m.cached_prefix(&hashes, &tokens), (2, 0));
         // Shared: a third holder.
-        assert_eq!(m.take_prefix(&hashes[..1]), vec![blocks[0]]);
+        assert_eq!(m.take_prefix(&hashes[..1], &tokens), vec![blocks[0]]);
         m.release(&[blocks[0]]);
         assert_eq!(m.stats().used, 2);
         m.release(&again);
@@ -234,16 +259,31 @@ mod tests {
     fn the_least_recently_used_cached_block_is_evicted_first() {
         let mut m = BlockManager::new(2, 1);
         let (a, b) = (m.allocate().unwrap(), m.allocate().unwrap());
-        m.register(a, 11);
-        m.register(b, 22);
+        m.register(a, 11, &[1]);
+        m.register(b, 22, &[2]);
         m.release(&[b]);
         m.release(&[a]);
         assert!(m.allocate().is_some());
         // b was released first: it is gone, a is still cached.
-        assert_eq!(m.cached_prefix_len(&[22]), 0);
-        assert_eq!(m.cached_prefix_len(&[11]), 1);
+        assert_eq!(m.cached_prefix(&[22], &[2]).0, 0);
+        assert_eq!(m.cached_prefix(&[11], &[1]).0, 1);
         assert!(m.allocate().is_some());
-        assert_eq!(m.cached_prefix_len(&[11]), 0);
+        assert_eq!(m.cached_prefix(&[11], &[1]).0, 0);
         assert!(m.allocate().is_none());
+    }
+
+    #[test]
+    fn a_table_releases_its_tail_first_and_a_hash_collision_is_no_hit() {
+        let mut m = BlockManager::new(3, 1);
+        let t: Vec<u32> = (0..3).map(|_| m.allocate().unwrap()).collect();
+        for (i, &b) in t.iter().enumerate() {
+            m.register(b, 100 + i as u64, &[i as u32]);
+        }
+        m.release(&t);
+        // The next allocation evicts the last block of the table, not its first.
+        m.allocate().unwrap();
+        assert_eq!(m.cached_prefix(&[100, 101, 102], &[0, 1, 2]).0, 2);
+        // Same hash, other tokens: not a hit.
+        assert_eq!(m.cached_prefix(&[100], &[7]).0, 0);
     }
 }

@@ -158,6 +158,11 @@ impl Decoder {
         Ok(out)
     }
 
+    /// Ends the sequence at its deadline, outside a step (waiting, or between steps).
+    pub fn expire(&mut self) -> Result<Emitted, GenerateError> {
+        self.end(FinishReason::Timeout)
+    }
+
     /// Ends the sequence for a reason decided outside (the client went away).
     pub fn cancel(&mut self) {
         self.finish = Some(FinishReason::Cancelled);

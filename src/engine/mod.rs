@@ -64,6 +64,10 @@ pub enum EngineError {
          cache holds {capacity}; lower max_tokens or start the server with a larger --kv-cache-memory"
     )]
     TooLarge { needed: usize, capacity: usize },
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("{asked} choices can never run at once here (at most {limit}); lower n")]
+    TooManyChoices { asked: usize, limit: usize },
     #[error("the engine has stopped")]
     Stopped,
 }
@@ -124,6 +128,15 @@ impl EngineHandle {
         explicit_max: bool,
     ) -> Result<Vec<UnboundedReceiver<Event>>, EngineError> {
         let count = params.len();
+        if prompt.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        if count > self.max_pending {
+            return Err(EngineError::TooManyChoices {
+                asked: count,
+                limit: self.max_pending,
+            });
+        }
         if let Some(p) = params.first() {
             let needed = prompt.len() + p.max_tokens;
             if prompt.len() + 1 > self.capacity || (needed > self.capacity && explicit_max) {
@@ -157,6 +170,8 @@ impl EngineHandle {
                 request,
             };
             if self.jobs.send(job).is_err() {
+                let unsent = count - receivers.len();
+                self.pending.fetch_sub(unsent, Ordering::AcqRel);
                 return Err(EngineError::Stopped);
             }
             receivers.push(rx);

@@ -252,8 +252,14 @@ impl Scheduler {
             pool.blocks.release(&seq.blocks);
         }
         seq.blocks.clear();
-        // Before Done reaches the client, so that /metrics read after it is current.
+        // Before Done reaches the client, so that /metrics and the queue bound seen after
+        // it are current.
         self.publish_gauges();
+        self.metrics.add_reasoning(seq.decoder.reasoning_tokens());
+        self.metrics
+            .requests_finished
+            .fetch_add(1, Ordering::Relaxed);
+        self.pending.fetch_sub(1, Ordering::AcqRel);
         if finish != FinishReason::Cancelled || !seq.job.events.is_closed() {
             let d = &seq.decoder;
             let generated = d.tokens().len();
@@ -274,75 +280,98 @@ impl Scheduler {
             };
             let _ = seq.job.events.send(Event::Done(usage));
         }
-        self.metrics.add_reasoning(seq.decoder.reasoning_tokens());
-        self.metrics
-            .requests_finished
-            .fetch_add(1, Ordering::Relaxed);
-        self.pending.fetch_sub(1, Ordering::AcqRel);
     }
 
     fn fail_seq(&mut self, seq: Seq, message: &str) {
         if let Some(pool) = &mut self.pool {
             pool.blocks.release(&seq.blocks);
         }
-        let _ = seq.job.events.send(Event::Error(message.to_string()));
         self.pending.fetch_sub(1, Ordering::AcqRel);
+        let _ = seq.job.events.send(Event::Error(message.to_string()));
     }
 
     /// Sequences whose client went away leave at once, freeing their blocks.
     fn drop_cancelled(&mut self) {
-        let (gone, keep): (Vec<Seq>, Vec<Seq>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|s| s.job.events.is_closed());
-        self.waiting = keep.into();
-        for s in gone {
-            self.finish_seq(s, FinishReason::Cancelled);
+        let now = Instant::now();
+        let expired = |s: &Seq| s.job.params.deadline.is_some_and(|d| now >= d);
+        let mut i = 0;
+        while i < self.waiting.len() {
+            let s = &self.waiting[i];
+            if s.job.events.is_closed() {
+                let s = self.waiting.remove(i).expect("index in range");
+                self.finish_seq(s, FinishReason::Cancelled);
+            } else if expired(s) {
+                let s = self.waiting.remove(i).expect("index in range");
+                self.expire(s);
+            } else {
+                i += 1;
+            }
         }
         let mut i = 0;
         while i < self.running.len() {
-            if self.running[i].job.events.is_closed() {
+            let s = &self.running[i];
+            if s.job.events.is_closed() {
                 let mut s = self.running.remove(i);
                 s.decoder.cancel();
                 self.finish_seq(s, FinishReason::Cancelled);
+            } else if expired(s) {
+                let s = self.running.remove(i);
+                self.expire(s);
             } else {
                 i += 1;
             }
         }
     }
 
-    /// First come, first served: admits waiting sequences while there is room.
-    fn admit(&mut self) {
-        while self.running.len() < self.cfg.max_running {
-            let Some(front) = self.waiting.front() else {
-                break;
-            };
-            // Later choices of a request wait for the first to compute the prompt.
-            let sibling_prefilling = self
-                .running
-                .iter()
-                .any(|r| r.job.request == front.job.request && r.prefilling());
-            if sibling_prefilling {
-                break;
+    /// Ends a sequence whose request ran past its deadline (waiting, or between tokens),
+    /// releasing the text it holds back.
+    fn expire(&mut self, mut s: Seq) {
+        match s.decoder.expire() {
+            Ok(out) => {
+                send(&s.job.events, out);
+                self.finish_seq(s, FinishReason::Timeout);
             }
+            Err(e) => self.fail_seq(s, &e.to_string()),
+        }
+    }
+
+    /// First come, first served: admits waiting sequences while there is room. A later
+    /// choice of a request waits (without holding up others) until the first has computed
+    /// the prompt, then takes the prompt's blocks from the prefix cache.
+    fn admit(&mut self) {
+        let mut i = 0;
+        while self.running.len() < self.cfg.max_running && i < self.waiting.len() {
             let Some(pool) = &mut self.pool else {
-                let mut s = self.waiting.pop_front().expect("front exists");
+                let mut s = self.waiting.remove(i).expect("index in range");
                 s.own_cache = Some(ContiguousCache::new(self.rt.model.config().num_layers));
                 s.cached_tokens.get_or_insert(0);
                 self.metrics.add_prompt(s.job.prompt.len());
                 self.running.push(s);
                 continue;
             };
+            let cand = &self.waiting[i];
+            let sibling_prefilling = self
+                .running
+                .iter()
+                .any(|r| r.job.request == cand.job.request && r.prefilling());
+            if sibling_prefilling {
+                i += 1;
+                continue;
+            }
             let bs = pool.blocks.block_size();
             // Reuse full cached blocks, leaving at least one token to compute for logits.
-            let hashes = prefix_hashes(&front.tokens[..front.tokens.len() - 1], bs);
-            let hit = pool.blocks.cached_prefix_len(&hashes);
-            let first_chunk = (front.tokens.len() - hit * bs).min(self.cfg.max_batch_tokens);
+            let known = &cand.tokens[..cand.tokens.len() - 1];
+            let hashes = prefix_hashes(known, bs);
+            let (hit, unheld) = pool.blocks.cached_prefix(&hashes, known);
+            let first_chunk = (cand.tokens.len() - hit * bs).min(self.cfg.max_batch_tokens);
             let need = pool.blocks.blocks_for(hit * bs + first_chunk) - hit;
-            if pool.blocks.available() < need {
+            // Taking the unheld cached blocks makes them unavailable to the new ones.
+            if pool.blocks.available() < need + unheld {
                 break;
             }
-            let mut s = self.waiting.pop_front().expect("front exists");
-            let blocks = pool.blocks.take_prefix(&hashes[..hit]);
+            let mut s = self.waiting.remove(i).expect("index in range");
+            let known = &s.tokens[..s.tokens.len() - 1];
+            let blocks = pool.blocks.take_prefix(&hashes[..hit], known);
             s.computed = blocks.len() * bs;
             s.hashes = hashes[..blocks.len()].to_vec();
             s.blocks = blocks;
@@ -478,7 +507,8 @@ impl Scheduler {
                     let k = s.hashes.len();
                     let parent = s.hashes.last().copied().unwrap_or(0);
                     let h = block_hash(parent, &s.tokens[k * bs..(k + 1) * bs]);
-                    pool.blocks.register(s.blocks[k], h);
+                    pool.blocks
+                        .register(s.blocks[k], h, &s.tokens[k * bs..(k + 1) * bs]);
                     s.hashes.push(h);
                 }
             }

@@ -68,9 +68,16 @@ impl Markers {
     /// then the end marker with the newline convention of the templates that use these
     /// markers (`\n</think>\n\n`).
     pub fn closing_text(&self, message: Option<&str>) -> String {
+        let (before, after) = Self::closing_parts(message);
+        format!("{before}{}{after}", self.end)
+    }
+
+    /// The closing text around the end marker: (lead-in, after), so that a caller can put
+    /// the marker's own token id between them.
+    pub fn closing_parts(message: Option<&str>) -> (String, &'static str) {
         match message.map(str::trim).filter(|m| !m.is_empty()) {
-            Some(m) => format!("\n{m}\n{}\n\n", self.end),
-            None => format!("\n{}\n\n", self.end),
+            Some(m) => (format!("\n{m}\n"), "\n\n"),
+            None => ("\n".to_string(), "\n\n"),
         }
     }
 }
