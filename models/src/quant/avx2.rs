@@ -3,7 +3,8 @@
 //!
 //! Written after ggml's x86 kernels (ggml-org/llama.cpp, commit 47b0c4b5488f,
 //! ggml/src/ggml-cpu/arch/x86/quants.c): `quantize_row_q8_0`, `quantize_row_q8_1`,
-//! `ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q5_1_q8_1` and their
+//! `ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q5_1_q8_1`,
+//! `ggml_vec_dot_q8_0_q8_0` and their
 //! helpers `bytes_from_nibbles_32`, `bytes_from_bits_32`, `hsum_float_8`. One change: a
 //! tile of weight rows is multiplied with a tile of activation rows at once, each pair
 //! with its own accumulator, so that prefill unpacks every weight block once per tile of
@@ -11,7 +12,7 @@
 //! operations and their order are exactly those of one ggml dot product, so a result does
 //! not depend on the tile it was computed in.
 
-use super::blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, WeightBlock, QK};
+use super::blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, WeightBlock, QK};
 use std::arch::x86_64::*;
 
 /// The unpacking half of a dot product, per weight format.
@@ -83,6 +84,19 @@ impl Avx2Block for BlockQ5_1 {
         let (d, m) = scales_f16(self.d, self.m);
         let high = _mm256_and_si256(bits(self.qh), _mm256_set1_epi8(0x10));
         (_mm256_or_si256(nibbles(&self.qs), high), d, m)
+    }
+}
+
+impl Avx2Block for BlockQ8_0 {
+    #[inline(always)]
+    unsafe fn unpack(&self) -> (__m256i, f32, f32) {
+        let (d, _) = scales_f16(self.d, [0, 0]);
+        // SAFETY: an unaligned 32-byte load from a 32-byte array.
+        (
+            unsafe { _mm256_loadu_si256(self.qs.as_ptr().cast()) },
+            d,
+            0.0,
+        )
     }
 }
 

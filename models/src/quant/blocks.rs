@@ -80,6 +80,14 @@ pub struct BlockQ5_1 {
     pub qs: [u8; QK / 2],
 }
 
+/// ggml's `block_q8_0`: `x = d * q`, q a signed byte.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ8_0 {
+    pub d: [u8; 2],
+    pub qs: [u8; QK],
+}
+
 fn arr<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     bytes[at..at + N]
         .try_into()
@@ -149,6 +157,26 @@ impl WeightBlock for BlockQ5_1 {
     fn values(&self) -> [i8; QK] {
         let (lo, hi) = (nibbles(&self.qs), high_bits(self.qh));
         std::array::from_fn(|j| (lo[j] | hi[j]) as i8)
+    }
+}
+
+impl WeightBlock for BlockQ8_0 {
+    const BYTES: usize = 34;
+    const HAS_MIN: bool = false;
+
+    fn from_bytes(b: &[u8]) -> Self {
+        Self {
+            d: arr(b, 0),
+            qs: arr(b, 2),
+        }
+    }
+
+    fn scales(&self) -> (f32, f32) {
+        (f16_bits(self.d), 0.0)
+    }
+
+    fn values(&self) -> [i8; QK] {
+        self.qs.map(|v| v as i8)
     }
 }
 

@@ -1,10 +1,11 @@
 //! candor's own CPU matrix product for GGUF weights in Q4_1, Q5_0 and Q5_1, the formats
-//! candle multiplies with scalar code only.
+//! candle multiplies with scalar code only, and Q8_0, whose batched products gain from
+//! keeping each chunk of weights in cache for every activation row.
 //!
 //! The method is ggml's (ggml-org/llama.cpp, commit 47b0c4b5488f,
 //! ggml/src/ggml-cpu/arch/x86/quants.c and ggml/src/ggml-cpu/ggml-cpu.c): each row of
 //! activations is quantized per block of 32 values, to Q8_1 for Q4_1 and Q5_1 weights and
-//! to Q8_0 for Q5_0, then every output is a sum of integer dot products of blocks scaled by
+//! to Q8_0 for Q5_0 and Q8_0, then every output is a sum of integer dot products of blocks scaled by
 //! the blocks' f16 scales (and, with Q8_1, the weights' mins times the activation block
 //! sums). [`blocks`] holds the formats and a scalar version; [`avx2`] the x86 kernels,
 //! chosen at run time. Both give bitwise equal results.
@@ -21,7 +22,7 @@ mod blocks;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
-use blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, WeightBlock, QK};
+use blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, WeightBlock, QK};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -63,6 +64,7 @@ enum Blocks {
     Q4_1(Vec<BlockQ4_1>),
     Q5_0(Vec<BlockQ5_0>),
     Q5_1(Vec<BlockQ5_1>),
+    Q8_0(Vec<BlockQ8_0>),
 }
 
 /// A (rows, cols) weight matrix in Q4_1, Q5_0 or Q5_1, row-major, as stored in GGUF.
@@ -92,7 +94,10 @@ fn parse<W: WeightBlock>(bytes: &[u8]) -> Vec<W> {
 impl QuantMatrix {
     /// Whether this module multiplies weights of `dtype`.
     pub fn supports(dtype: GgmlDType) -> bool {
-        matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+        matches!(
+            dtype,
+            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_0
+        )
     }
 
     /// Copies a 2-D quantized tensor's blocks; the `QTensor` can be dropped afterwards.
@@ -106,7 +111,10 @@ impl QuantMatrix {
             GgmlDType::Q4_1 => Blocks::Q4_1(parse(&data)),
             GgmlDType::Q5_0 => Blocks::Q5_0(parse(&data)),
             GgmlDType::Q5_1 => Blocks::Q5_1(parse(&data)),
-            other => candle_core::bail!("quantized matrix: {other:?} is not Q4_1, Q5_0 or Q5_1"),
+            GgmlDType::Q8_0 => Blocks::Q8_0(parse(&data)),
+            other => {
+                candle_core::bail!("quantized matrix: {other:?} is not Q4_1, Q5_0, Q5_1 or Q8_0")
+            }
         };
         let m = Self {
             rows,
@@ -118,6 +126,7 @@ impl QuantMatrix {
             Blocks::Q4_1(b) => b.len(),
             Blocks::Q5_0(b) => b.len(),
             Blocks::Q5_1(b) => b.len(),
+            Blocks::Q8_0(b) => b.len(),
         };
         if n_blocks != rows * cols / QK {
             candle_core::bail!(
@@ -133,6 +142,7 @@ impl QuantMatrix {
             Blocks::Q4_1(_) => GgmlDType::Q4_1,
             Blocks::Q5_0(_) => GgmlDType::Q5_0,
             Blocks::Q5_1(_) => GgmlDType::Q5_1,
+            Blocks::Q8_0(_) => GgmlDType::Q8_0,
         }
     }
 
@@ -163,6 +173,7 @@ impl QuantMatrix {
                 Blocks::Q4_1(b) => dequantize_row(self.row(b, id), row),
                 Blocks::Q5_0(b) => dequantize_row(self.row(b, id), row),
                 Blocks::Q5_1(b) => dequantize_row(self.row(b, id), row),
+                Blocks::Q8_0(b) => dequantize_row(self.row(b, id), row),
             }
         }
         Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
@@ -184,6 +195,7 @@ impl QuantMatrix {
             Blocks::Q4_1(b) => matmul(isa, b, self.rows, self.cols, x, n),
             Blocks::Q5_0(b) => matmul(isa, b, self.rows, self.cols, x, n),
             Blocks::Q5_1(b) => matmul(isa, b, self.rows, self.cols, x, n),
+            Blocks::Q8_0(b) => matmul(isa, b, self.rows, self.cols, x, n),
         }
     }
 }

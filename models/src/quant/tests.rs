@@ -6,7 +6,12 @@ use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module};
 use std::sync::Arc;
 
-const TYPES: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
+const TYPES: [GgmlDType; 4] = [
+    GgmlDType::Q4_1,
+    GgmlDType::Q5_0,
+    GgmlDType::Q5_1,
+    GgmlDType::Q8_0,
+];
 
 /// Deterministic values roughly in (-scale, scale), with a few larger outliers as real
 /// activations have.
@@ -77,6 +82,7 @@ fn exact(m: &QuantMatrix, x: &[f32], n: usize) -> Vec<f32> {
         Blocks::Q4_1(b) => go(b, m.rows, m.cols, x, n),
         Blocks::Q5_0(b) => go(b, m.rows, m.cols, x, n),
         Blocks::Q5_1(b) => go(b, m.rows, m.cols, x, n),
+        Blocks::Q8_0(b) => go(b, m.rows, m.cols, x, n),
     }
 }
 
@@ -141,7 +147,7 @@ fn matches_candle_qmatmul() {
                 let x = values(7 * n as u64, n * cols, 1.0);
                 let mut acts = vec![BlockQ8::ZERO; n * cols / QK];
                 for (x, a) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(cols / QK)) {
-                    quantize_like_candle(x, a, dtype != GgmlDType::Q5_0);
+                    quantize_like_candle(x, a, !matches!(dtype, GgmlDType::Q5_0 | GgmlDType::Q8_0));
                 }
                 let want = candle_matmul(&q, &x, n);
                 for isa in isas() {
@@ -149,6 +155,7 @@ fn matches_candle_qmatmul() {
                         Blocks::Q4_1(b) => multiply(isa, b, rows, &acts, n),
                         Blocks::Q5_0(b) => multiply(isa, b, rows, &acts, n),
                         Blocks::Q5_1(b) => multiply(isa, b, rows, &acts, n),
+                        Blocks::Q8_0(b) => multiply(isa, b, rows, &acts, n),
                     };
                     let d = max_rel_diff(&got, &want);
                     assert!(d < 1e-5, "{dtype:?} {isa:?} rows={rows} n={n}: {d}");
@@ -158,7 +165,7 @@ fn matches_candle_qmatmul() {
     }
 }
 
-/// End to end, with ggml's activation rounding: Q5_0 (no block sums) stays within float
+/// End to end, with ggml's activation rounding: Q5_0 and Q8_0 (no block sums) stay within float
 /// noise of candle; Q4_1 and Q5_1 move by the f16 rounding of the block sums `s`, whose
 /// products with the weights' mins are large next to the result.
 #[test]
@@ -172,7 +179,11 @@ fn near_candle_qmatmul_end_to_end() {
             let xt = Tensor::from_vec(x.clone(), (n, cols), &Device::Cpu).unwrap();
             let got = m.forward(&xt).unwrap().flatten_all().unwrap();
             let d = max_rel_diff(&got.to_vec1::<f32>().unwrap(), &candle_matmul(&q, &x, n));
-            let tol = if dtype == GgmlDType::Q5_0 { 1e-5 } else { 5e-3 };
+            let tol = if matches!(dtype, GgmlDType::Q5_0 | GgmlDType::Q8_0) {
+                1e-5
+            } else {
+                5e-3
+            };
             assert!(d < tol, "{dtype:?} n={n}: {d}");
         }
     }
@@ -291,7 +302,7 @@ fn embedding_matches_candle() {
 
 #[test]
 fn rejects_what_it_cannot_multiply() {
-    let q = quantized(GgmlDType::Q8_0, 4, 64, 1);
+    let q = quantized(GgmlDType::Q4_0, 4, 64, 1);
     assert!(QuantMatrix::from_qtensor(&q).is_err());
     let m = QuantMatrix::from_qtensor(&quantized(GgmlDType::Q4_1, 4, 64, 1)).unwrap();
     let x = Tensor::zeros((2, 32), DType::F32, &Device::Cpu).unwrap();
