@@ -6,9 +6,11 @@
 //! - `cli`: clap arguments turned into plain config structs.
 //! - `runtime`: a model, its tokenizer, chat template and end-of-turn tokens, loaded from one path.
 //! - `prompt`: chat templates (minijinja) and tokenizers (tokenizer.json or GGUF metadata).
-//! - `engine`: sampling and the generation loop over a loaded model.
+//! - `engine`: sampling, the per-sequence decoder, and the continuous-batching scheduler over a
+//!   paged KV cache with prefix reuse (and the single-sequence loop the CLI uses).
 //! - `output`: incremental, UTF-8-safe detokenization, stop strings and the reasoning splitter.
 //! - `reasoning`: the server's reasoning settings and each request's reasoning plan.
+//! - `model_source`: where `--model` points: a path, a Hugging Face hub id, or the default model.
 //! - `inspect`, `device`: the `inspect` command's report and `--device` parsing.
 //!
 //! Model architectures, configs and weight loading live in the `candor-models` crate.
