@@ -53,8 +53,8 @@ fn main() {
         ("Llama 3 8B", 32, 8, 128),
     ];
     println!(
-        "rayon threads: {}; block size {BLOCK_SIZE}",
-        rayon::current_num_threads()
+        "threads: {}; block size {BLOCK_SIZE}",
+        candle_core::utils::barrier_pool().n_workers() + 1
     );
     println!("| shape | step | contiguous µs | paged µs | contiguous / paged |");
     println!("|---|---|---|---|---|");

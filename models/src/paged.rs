@@ -16,7 +16,6 @@ use crate::error::{ModelError, Result};
 use crate::kv_cache::KvCache;
 use crate::layers::AttentionParams;
 use candle_core::{DType, Device, Tensor};
-use rayon::prelude::*;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Keys and values of every layer in `num_blocks` blocks of `block_size` token slots.
@@ -160,7 +159,7 @@ pub struct LayerBlocks<'a> {
 }
 
 /// Below this many multiply-adds (q·k and p·v together) one thread does the whole call:
-/// rayon's fork and join would cost more than it saves.
+/// handing rows to the pool's threads would cost more than it saves.
 const PARALLEL_MIN_FMAS: usize = 1 << 16;
 
 /// Causal attention of n queries at positions `params.start_pos..+n` over the keys and
@@ -225,10 +224,21 @@ fn attention_with(
     let mut out = vec![0f32; n * heads * d];
     // Each key is read twice (k and v) by each query of each head; a window caps it.
     let keys = params.window.map_or(len, |w| w.min(len));
-    if heads * n * keys * d * 2 >= PARALLEL_MIN_FMAS && rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(d)
-            .enumerate()
-            .for_each_init(Vec::new, |scores, (row, o)| kernel.row(row, scores, o));
+    let pool = candle_core::utils::barrier_pool();
+    if heads * n * keys * d * 2 >= PARALLEL_MIN_FMAS && pool.n_workers() > 0 {
+        // candle's barrier pool (workers spin before parking): a decode step runs one of
+        // these per layer, too short to pay a thread wake-up each time.
+        let rows = RowsPtr(out.as_mut_ptr());
+        let rows = &rows;
+        pool.execute_chunked(n * heads, |range| {
+            let mut scores = Vec::new();
+            for row in range {
+                // SAFETY: every row index is handed out once, and rows are disjoint
+                // d-element slices of `out`, which outlives the call.
+                let o = unsafe { std::slice::from_raw_parts_mut(rows.0.add(row * d), d) };
+                kernel.row(row, &mut scores, o);
+            }
+        });
     } else {
         let mut scores = Vec::new();
         for (row, o) in out.chunks_mut(d).enumerate() {
@@ -237,6 +247,12 @@ fn attention_with(
     }
     out
 }
+
+/// The output buffer, shared by the threads that fill its disjoint rows.
+struct RowsPtr(*mut f32);
+
+// SAFETY: threads only write rows handed to them alone (see `paged_attention`).
+unsafe impl Sync for RowsPtr {}
 
 /// What every output row of one [`paged_attention`] call shares.
 struct Kernel<'a> {

@@ -25,7 +25,6 @@ mod avx2;
 use blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, WeightBlock, QK};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 /// Activation rows multiplied together with one weight row.
 const TILE_ROWS: usize = 4;
@@ -301,7 +300,7 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
     // 2. Split the weight rows into chunks that fit in cache, enough of them to keep every
     //    thread busy. Small products stay on this thread.
     let row_bytes = kb * W::BYTES;
-    let threads = rayon::current_num_threads();
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
     let n_chunks = (rows * row_bytes)
         .div_ceil(CHUNK_BYTES)
         .max(4 * threads)
@@ -337,7 +336,10 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
     if rows * kb * n < MIN_PARALLEL_BLOCKS {
         (0..n_chunks).for_each(work);
     } else {
-        (0..n_chunks).into_par_iter().for_each(work);
+        // candle's barrier pool: its workers spin a while before parking, so the many small
+        // products of one decode step do not each pay a thread wake-up (rayon's workers
+        // sleep between them).
+        candle_core::utils::barrier_pool().execute_chunked(n_chunks, |range| range.for_each(work));
     }
     out
 }
