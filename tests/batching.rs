@@ -4,6 +4,8 @@
 //! (models/tests/data, given a byte-level tokenizer here, since only the ids matter) and on
 //! SmolLM2 (scripts/fetch-test-assets.sh).
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use candor::api::server::{router, AppState, ServerConfig};
@@ -13,7 +15,7 @@ use candor::engine::{EngineConfig, EngineHandle, Event, Usage};
 use candor::runtime::{Runtime, RuntimeConfig};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -90,23 +92,7 @@ fn tiny_in(family: &str, dtype: Option<candor_models::DType>) -> Arc<Runtime> {
 }
 
 fn smollm2() -> Arc<Runtime> {
-    let assets = std::env::var_os("CANDOR_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets")
-        });
-    let model = assets.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        model.exists(),
-        "run `bash scripts/fetch-test-assets.sh` first"
-    );
-    Arc::new(
-        Runtime::load(&RuntimeConfig {
-            model,
-            ..RuntimeConfig::default()
-        })
-        .unwrap(),
-    )
+    common::smollm2()
 }
 
 fn greedy(max_tokens: usize) -> GenerateParams {

@@ -1,14 +1,15 @@
 //! The real router, in process, with SmolLM2-135M-Instruct (scripts/fetch-test-assets.sh):
 //! every endpoint, the response shapes, streaming, and the errors.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use candor::api::server::{router, AppState, ServerConfig};
-use candor::runtime::{Runtime, RuntimeConfig};
+use candor::runtime::Runtime;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
 
@@ -29,27 +30,7 @@ fn config(api_key: Option<&str>) -> ServerConfig {
 }
 
 fn runtime() -> Arc<Runtime> {
-    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
-    RT.get_or_init(|| {
-        let assets = std::env::var_os("CANDOR_ASSETS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets")
-            });
-        let model = assets.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-        assert!(
-            model.exists(),
-            "run `bash scripts/fetch-test-assets.sh` first"
-        );
-        Arc::new(
-            Runtime::load(&RuntimeConfig {
-                model,
-                ..RuntimeConfig::default()
-            })
-            .unwrap(),
-        )
-    })
-    .clone()
+    common::smollm2()
 }
 
 fn app() -> Router {

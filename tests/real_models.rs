@@ -11,6 +11,8 @@
 //! point the continuations legitimately differ, so comparison of that case stops there.
 //! Before it, the logits of llama.cpp's eight best tokens are compared at every step.
 
+mod common;
+
 use candor::prompt::template::RenderOptions;
 use candor::runtime::{Runtime, RuntimeConfig};
 use candor_models::{ContiguousCache, LogitsFor, Sequence};
@@ -29,14 +31,6 @@ const MAX_ENGINE_DELTA: f32 = 2.5;
 /// The issue asks for at least this many identical tokens unless a near-tie explains a split.
 const REQUIRED: usize = 32;
 
-fn assets() -> PathBuf {
-    std::env::var_os("CANDOR_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets")
-        })
-}
-
 fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("tests/fixtures/llamacpp/{name}.json"));
@@ -44,14 +38,8 @@ fn fixture(name: &str) -> Value {
 }
 
 fn load(file: &str) -> Runtime {
-    let path = assets().join(file);
-    assert!(
-        path.exists(),
-        "{} is missing: run `bash scripts/fetch-test-assets.sh` first",
-        path.display()
-    );
     Runtime::load(&RuntimeConfig {
-        model: path,
+        model: common::asset(file),
         ..RuntimeConfig::default()
     })
     .unwrap()

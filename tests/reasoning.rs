@@ -10,6 +10,8 @@
 //! template that opens `<think>` in the prompt. Random weights say nothing meaningful, so
 //! these tests check where the text goes, the counts and the budgets, never the words.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -19,30 +21,13 @@ use candor::output::reasoning::{Markers, Phase, ReasoningSplitter};
 use candor::prompt::template::{template_from_config, ChatTemplate, RenderOptions};
 use candor::prompt::tokenizer::Tokenizer;
 use candor::reasoning::{ReasoningConfig, ReasoningFormat};
-use candor::runtime::{Runtime, RuntimeConfig};
+use candor::runtime::Runtime;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
 
-fn assets() -> PathBuf {
-    std::env::var_os("CANDOR_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/candor/assets")
-        })
-}
-
-fn asset(name: &str) -> PathBuf {
-    let p = assets().join(name);
-    assert!(
-        p.exists(),
-        "{}: run `bash scripts/fetch-test-assets.sh` first",
-        p.display()
-    );
-    p
-}
+use common::asset;
 
 // ---------------------------------------------------------------------------------------
 // Part 1: the splitter over real token ids.
@@ -313,18 +298,11 @@ fn the_rendered_prompt_decides_the_starting_phase() {
 fn runtime(dir: &str) -> Arc<Runtime> {
     type Loaded = std::sync::Mutex<Vec<(String, Arc<Runtime>)>>;
     static LOADED: OnceLock<Loaded> = OnceLock::new();
-    let cell = LOADED.get_or_init(Default::default);
-    let mut all = cell.lock().unwrap();
+    let mut all = LOADED.get_or_init(Default::default).lock().unwrap();
     if let Some((_, rt)) = all.iter().find(|(d, _)| d == dir) {
         return rt.clone();
     }
-    let rt = Arc::new(
-        Runtime::load(&RuntimeConfig {
-            model: asset(dir),
-            ..RuntimeConfig::default()
-        })
-        .unwrap(),
-    );
+    let rt = common::load(asset(dir));
     all.push((dir.to_string(), rt.clone()));
     rt
 }

@@ -4,6 +4,8 @@
 //! $CANDOR_ASSETS (default ~/.cache/candor/assets). llama.cpp's ids for the GGUF tokenizers
 //! are fixtures made by scripts/gen_tokenizer_reference.py.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -13,23 +15,7 @@ use candor::prompt::tokenizer::{Tokenizer, TokenizerError};
 use serde::Deserialize;
 use tokenizers::{NormalizedString, Normalizer};
 
-fn assets() -> PathBuf {
-    match std::env::var_os("CANDOR_ASSETS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-            .join(".cache/candor/assets"),
-    }
-}
-
-fn asset(name: &str) -> PathBuf {
-    let path = assets().join(name);
-    assert!(
-        path.exists(),
-        "missing test asset {}: run `bash scripts/fetch-test-assets.sh` (or set CANDOR_ASSETS)",
-        path.display()
-    );
-    path
-}
+use common::asset;
 
 fn load(cell: &'static OnceLock<Arc<Tokenizer>>, name: &str) -> Arc<Tokenizer> {
     cell.get_or_init(|| {
