@@ -7,7 +7,9 @@
 //! context) is left to `prompt/`; how errors become HTTP answers is left to
 //! [`crate::api::error`].
 
-use crate::api::openai::{ChatCompletionRequest, CompletionRequest, DetokenizeRequest};
+use crate::api::openai::{
+    ChatCompletionRequest, CommonRequestFields, CompletionRequest, DetokenizeRequest,
+};
 use crate::engine::sampler::SamplingParams;
 use crate::reasoning::{Effort, ReasoningRequest};
 use serde_json::{Map, Value};
@@ -174,26 +176,7 @@ pub fn validate_chat(
     }
     let logprobs = logprobs.then(|| top_logprobs.unwrap_or(0) as usize);
 
-    let common = common(
-        &CommonFields {
-            n: &req.n,
-            stop: &req.stop,
-            stream: &req.stream,
-            stream_options: &req.stream_options,
-            user: &req.user,
-            ignore_eos: &req.ignore_eos,
-            temperature: &req.temperature,
-            top_p: &req.top_p,
-            top_k: &req.top_k,
-            min_p: &req.min_p,
-            repetition_penalty: &req.repetition_penalty,
-            presence_penalty: &req.presence_penalty,
-            frequency_penalty: &req.frequency_penalty,
-            logit_bias: &req.logit_bias,
-            seed: &req.seed,
-        },
-        limits,
-    )?;
+    let common = common(&req.common, limits)?;
     let reasoning = reasoning_fields(req)?;
     Ok(ValidRequest {
         reasoning,
@@ -291,26 +274,7 @@ pub fn validate_completion(
         .transpose()?
         .map(|k| k as usize);
 
-    let common = common(
-        &CommonFields {
-            n: &req.n,
-            stop: &req.stop,
-            stream: &req.stream,
-            stream_options: &req.stream_options,
-            user: &req.user,
-            ignore_eos: &req.ignore_eos,
-            temperature: &req.temperature,
-            top_p: &req.top_p,
-            top_k: &req.top_k,
-            min_p: &req.min_p,
-            repetition_penalty: &req.repetition_penalty,
-            presence_penalty: &req.presence_penalty,
-            frequency_penalty: &req.frequency_penalty,
-            logit_bias: &req.logit_bias,
-            seed: &req.seed,
-        },
-        limits,
-    )?;
+    let common = common(&req.common, limits)?;
     if let Some(best_of) = integer(&req.best_of, "best_of")? {
         if best_of != common.n as i128 {
             return Err(ValidationError::Unsupported {
@@ -363,24 +327,6 @@ pub fn validate_detokenize(
 // Fields both endpoints share
 // ---------------------------------------------------------------------------------------
 
-struct CommonFields<'a> {
-    n: &'a Option<Value>,
-    stop: &'a Option<Value>,
-    stream: &'a Option<Value>,
-    stream_options: &'a Option<Value>,
-    user: &'a Option<Value>,
-    ignore_eos: &'a Option<Value>,
-    temperature: &'a Option<Value>,
-    top_p: &'a Option<Value>,
-    top_k: &'a Option<Value>,
-    min_p: &'a Option<Value>,
-    repetition_penalty: &'a Option<Value>,
-    presence_penalty: &'a Option<Value>,
-    frequency_penalty: &'a Option<Value>,
-    logit_bias: &'a Option<Value>,
-    seed: &'a Option<Value>,
-}
-
 struct Common {
     n: usize,
     sampling: SamplingParams,
@@ -390,15 +336,15 @@ struct Common {
     ignore_eos: bool,
 }
 
-fn common(f: &CommonFields, limits: &Limits) -> Result<Common, ValidationError> {
-    let n = integer(f.n, "n")?
+fn common(f: &CommonRequestFields, limits: &Limits) -> Result<Common, ValidationError> {
+    let n = integer(&f.n, "n")?
         .map(|n| integer_range("n", n, 1, MAX_N as i128))
         .transpose()?
         .unwrap_or(1) as usize;
-    let stop = stop(f.stop)?;
-    let stream = boolean(f.stream, "stream")?.unwrap_or(false);
+    let stop = stop(&f.stop)?;
+    let stream = boolean(&f.stream, "stream")?.unwrap_or(false);
     // Lenient where OpenAI refuses: stream_options without stream is ignored, not an error.
-    let include_usage = match f.stream_options {
+    let include_usage = match &f.stream_options {
         None => false,
         Some(Value::Object(options)) => boolean(
             &options.get("include_usage").cloned(),
@@ -407,15 +353,15 @@ fn common(f: &CommonFields, limits: &Limits) -> Result<Common, ValidationError> 
         .unwrap_or(false),
         Some(other) => return Err(wrong_type("stream_options", "an object", other)),
     } && stream;
-    string(f.user, "user")?;
-    let ignore_eos = boolean(f.ignore_eos, "ignore_eos")?.unwrap_or(false);
+    string(&f.user, "user")?;
+    let ignore_eos = boolean(&f.ignore_eos, "ignore_eos")?.unwrap_or(false);
 
     let defaults = SamplingParams::default();
-    let temperature = number(f.temperature, "temperature")?
+    let temperature = number(&f.temperature, "temperature")?
         .map(|t| decimal_range("temperature", t, 0.0, 2.0))
         .transpose()?
         .map_or(defaults.temperature, |t| t as f32);
-    let top_p = match number(f.top_p, "top_p")? {
+    let top_p = match number(&f.top_p, "top_p")? {
         None => defaults.top_p,
         Some(p) if p <= 0.0 => {
             return Err(invalid(
@@ -426,7 +372,7 @@ fn common(f: &CommonFields, limits: &Limits) -> Result<Common, ValidationError> 
         }
         Some(p) => decimal_range("top_p", p, 0.0, 1.0)? as f32,
     };
-    let top_k = match integer(f.top_k, "top_k")? {
+    let top_k = match integer(&f.top_k, "top_k")? {
         None => defaults.top_k,
         Some(k) => {
             let k = integer_range("top_k", k, -1, i128::MAX)?;
@@ -434,11 +380,11 @@ fn common(f: &CommonFields, limits: &Limits) -> Result<Common, ValidationError> 
             usize::try_from(k.max(0)).unwrap_or(usize::MAX)
         }
     };
-    let min_p = number(f.min_p, "min_p")?
+    let min_p = number(&f.min_p, "min_p")?
         .map(|p| decimal_range("min_p", p, 0.0, 1.0))
         .transpose()?
         .map_or(defaults.min_p, |p| p as f32);
-    let repetition_penalty = match number(f.repetition_penalty, "repetition_penalty")? {
+    let repetition_penalty = match number(&f.repetition_penalty, "repetition_penalty")? {
         None => defaults.repetition_penalty,
         Some(r) if r <= 0.0 => {
             return Err(invalid(
@@ -449,17 +395,17 @@ fn common(f: &CommonFields, limits: &Limits) -> Result<Common, ValidationError> 
         }
         Some(r) => r as f32,
     };
-    let presence_penalty = number(f.presence_penalty, "presence_penalty")?
+    let presence_penalty = number(&f.presence_penalty, "presence_penalty")?
         .map(|p| decimal_range("presence_penalty", p, -2.0, 2.0))
         .transpose()?
         .map_or(defaults.presence_penalty, |p| p as f32);
-    let frequency_penalty = number(f.frequency_penalty, "frequency_penalty")?
+    let frequency_penalty = number(&f.frequency_penalty, "frequency_penalty")?
         .map(|p| decimal_range("frequency_penalty", p, -2.0, 2.0))
         .transpose()?
         .map_or(defaults.frequency_penalty, |p| p as f32);
-    let logit_bias = logit_bias(f.logit_bias, limits)?;
+    let logit_bias = logit_bias(&f.logit_bias, limits)?;
     // Any 64-bit integer; a negative seed is taken as its two's complement.
-    let seed = integer(f.seed, "seed")?
+    let seed = integer(&f.seed, "seed")?
         .map(|s| integer_range("seed", s, i64::MIN as i128, u64::MAX as i128))
         .transpose()?
         .map(|s| if s < 0 { s as i64 as u64 } else { s as u64 });
@@ -835,45 +781,52 @@ fn string<'a>(value: &'a Option<Value>, param: &str) -> Result<Option<&'a str>, 
 }
 
 fn decimal_range(param: &str, x: f64, min: f64, max: f64) -> Result<f64, ValidationError> {
-    if x < min {
-        Err(invalid(
-            param,
-            "decimal_below_min_value",
-            format!(
-                "Invalid '{param}': decimal below minimum value. Expected a value >= {min}, \
-                 but got {x} instead."
-            ),
-        ))
-    } else if x > max {
-        Err(invalid(
-            param,
-            "decimal_above_max_value",
-            format!(
-                "Invalid '{param}': decimal above maximum value. Expected a value <= {max}, \
-                 but got {x} instead."
-            ),
-        ))
-    } else {
-        Ok(x)
-    }
+    in_range(
+        param,
+        "decimal",
+        ["decimal_below_min_value", "decimal_above_max_value"],
+        x,
+        min,
+        max,
+    )
 }
 
 fn integer_range(param: &str, x: i128, min: i128, max: i128) -> Result<i128, ValidationError> {
+    in_range(
+        param,
+        "integer",
+        ["integer_below_min_value", "integer_above_max_value"],
+        x,
+        min,
+        max,
+    )
+}
+
+/// `x` if it is within `min..=max`, else OpenAI's error for a `kind` ("decimal",
+/// "integer") below or above its bounds, with the matching code.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    param: &str,
+    kind: &str,
+    [below, above]: [&'static str; 2],
+    x: T,
+    min: T,
+    max: T,
+) -> Result<T, ValidationError> {
     if x < min {
         Err(invalid(
             param,
-            "integer_below_min_value",
+            below,
             format!(
-                "Invalid '{param}': integer below minimum value. Expected a value >= {min}, \
+                "Invalid '{param}': {kind} below minimum value. Expected a value >= {min}, \
                  but got {x} instead."
             ),
         ))
     } else if x > max {
         Err(invalid(
             param,
-            "integer_above_max_value",
+            above,
             format!(
-                "Invalid '{param}': integer above maximum value. Expected a value <= {max}, \
+                "Invalid '{param}': {kind} above maximum value. Expected a value <= {max}, \
                  but got {x} instead."
             ),
         ))

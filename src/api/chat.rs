@@ -3,6 +3,7 @@
 
 use crate::api::error::ApiError;
 use crate::api::generation::{self, Delta, Envelope, StreamShape};
+use crate::api::openai;
 use crate::api::server::AppState;
 use crate::engine::generate::ReasoningParams;
 use crate::output::reasoning::{Markers, Phase};
@@ -17,20 +18,6 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
-
-pub const FINGERPRINT: &str = concat!("candor-", env!("CARGO_PKG_VERSION"));
-
-pub fn new_id(prefix: &str) -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    let tail: String = (0..24)
-        .map(|_| {
-            let c = rng.random_range(0..36u8);
-            (if c < 10 { b'0' + c } else { b'a' + c - 10 }) as char
-        })
-        .collect();
-    format!("{prefix}-{tail}")
-}
 
 pub fn logprob_entry(
     lp: &crate::engine::sampler::TokenLogprobs,
@@ -158,8 +145,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         &state, loaded, &valid, prompt, 0, "messages", reasoning, started,
     )?;
     let envelope = Envelope::new(
-        "chatcmpl",
-        "chat.completion",
+        openai::CHAT_COMPLETION_ID_PREFIX,
         &state.config.served_model_name,
     );
 
@@ -194,7 +180,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         };
         let shape = StreamShape {
             envelope,
-            object: "chat.completion.chunk",
+            object: openai::CHAT_COMPLETION_CHUNK_OBJECT,
             show_reasoning,
             include_usage: valid.include_usage,
             prompt_tokens: prompt_len,
@@ -228,7 +214,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         })
         .collect();
     let usage = generation::total_usage(&results, &[prompt_len]);
-    Ok(Json(envelope.wrap("chat.completion", choices, Some(usage))).into_response())
+    Ok(Json(envelope.wrap(openai::CHAT_COMPLETION_OBJECT, choices, Some(usage))).into_response())
 }
 
 /// Renders the conversation, tokenizes it, and (for reasoning models) works out where the

@@ -3,6 +3,7 @@
 
 use crate::api::error::ApiError;
 use crate::api::generation::{self, Delta, Envelope, StreamShape};
+use crate::api::openai;
 use crate::api::server::AppState;
 use crate::engine::sampler::TokenLogprobs;
 use crate::prompt::tokenizer::Tokenizer;
@@ -75,7 +76,10 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
             started,
         )?);
     }
-    let envelope = Envelope::new("cmpl", "text_completion", &state.config.served_model_name);
+    let envelope = Envelope::new(
+        openai::COMPLETION_ID_PREFIX,
+        &state.config.served_model_name,
+    );
     let echo_prefix = |index: usize| {
         if *echo {
             prompts[index / valid.n].clone()
@@ -110,7 +114,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         };
         let shape = StreamShape {
             envelope,
-            object: "text_completion",
+            object: openai::TEXT_COMPLETION_OBJECT,
             show_reasoning: false,
             include_usage: valid.include_usage,
             prompt_tokens: prompt_lens.iter().sum(),
@@ -139,6 +143,6 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         })
         .collect();
     let usage = generation::total_usage(&results, &prompt_lens);
-    let body = envelope.wrap("text_completion", choices, Some(usage));
+    let body = envelope.wrap(openai::TEXT_COMPLETION_OBJECT, choices, Some(usage));
     Ok(Json(body).into_response())
 }

@@ -2,6 +2,7 @@
 //! submissions, collecting a non-streamed answer, and streaming SSE chunks.
 
 use crate::api::error::ApiError;
+use crate::api::openai;
 use crate::api::server::{AppState, Loaded};
 use crate::engine::generate::{FinishReason, GenerateParams, ReasoningParams};
 use crate::engine::sampler::TokenLogprobs;
@@ -23,21 +24,21 @@ pub struct Choice {
     pub events: UnboundedReceiver<Event>,
 }
 
-/// What a response looks like around its choices: `id`, `object`, `created`, `model`.
+/// What a response looks like around its choices: `id`, `created`, `model`.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub id: String,
-    /// `chat.completion.chunk`, `text_completion`...
-    pub object: &'static str,
     pub created: u64,
     pub model: String,
 }
 
+/// `system_fingerprint` of every response.
+pub const FINGERPRINT: &str = concat!("candor-", env!("CARGO_PKG_VERSION"));
+
 impl Envelope {
-    pub fn new(prefix: &str, object: &'static str, model: &str) -> Self {
+    pub fn new(id_prefix: &str, model: &str) -> Self {
         Self {
-            id: crate::api::chat::new_id(prefix),
-            object,
+            id: openai::new_id(id_prefix),
             created: crate::api::server::unix_now(),
             model: model.to_string(),
         }
@@ -46,7 +47,7 @@ impl Envelope {
     /// A response or chunk with these choices (and usage, when given).
     pub fn wrap(&self, object: &str, choices: Vec<Value>, usage: Option<Value>) -> Value {
         let mut v = json!({"id": self.id, "object": object, "created": self.created,
-            "model": self.model, "system_fingerprint": crate::api::chat::FINGERPRINT,
+            "model": self.model, "system_fingerprint": FINGERPRINT,
             "choices": choices});
         if let Some(usage) = usage {
             v["usage"] = usage;

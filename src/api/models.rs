@@ -1,6 +1,7 @@
 //! GET /v1/models, GET /v1/models/{id}, and llama-server's POST /tokenize and /detokenize.
 
 use crate::api::error::ApiError;
+use crate::api::openai;
 use crate::api::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -10,11 +11,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 fn model_object(state: &AppState) -> Value {
-    json!({"id": state.config.served_model_name, "object": "model", "created": state.started, "owned_by": "candor"})
+    json!({"id": state.config.served_model_name, "object": openai::MODEL_OBJECT, "created": state.started, "owned_by": "candor"})
 }
 
 pub async fn list(State(state): State<Arc<AppState>>) -> Response {
-    Json(json!({"object": "list", "data": [model_object(&state)]})).into_response()
+    Json(json!({"object": openai::LIST_OBJECT, "data": [model_object(&state)]})).into_response()
 }
 
 pub async fn get_one(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {

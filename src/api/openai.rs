@@ -49,6 +49,42 @@ pub fn new_id(prefix: &str) -> String {
 // Requests
 // ---------------------------------------------------------------------------------------
 
+/// The fields `/v1/chat/completions` and `/v1/completions` share: sampling, stopping,
+/// streaming. Raw values, checked by [`crate::validate`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct CommonRequestFields {
+    /// Number in [0, 2]; 0 is greedy.
+    pub temperature: Option<Value>,
+    /// Number in (0, 1].
+    pub top_p: Option<Value>,
+    /// Integer: how many choices to sample independently (per prompt).
+    pub n: Option<Value>,
+    /// String or array of up to 4 strings.
+    pub stop: Option<Value>,
+    /// Integer: makes sampling reproducible.
+    pub seed: Option<Value>,
+    /// Number in [-2, 2].
+    pub presence_penalty: Option<Value>,
+    /// Number in [-2, 2].
+    pub frequency_penalty: Option<Value>,
+    /// Object: token id (as a string) -> bias in [-100, 100].
+    pub logit_bias: Option<Value>,
+    /// Boolean: answer with server-sent events.
+    pub stream: Option<Value>,
+    /// Object `{include_usage: bool}`.
+    pub stream_options: Option<Value>,
+    /// String identifying the end user; accepted and ignored.
+    pub user: Option<Value>,
+    /// Extension (vLLM): integer >= -1; 0 and -1 disable.
+    pub top_k: Option<Value>,
+    /// Extension (vLLM, llama.cpp): number in [0, 1].
+    pub min_p: Option<Value>,
+    /// Extension (vLLM, llama.cpp): number > 0; 1 disables.
+    pub repetition_penalty: Option<Value>,
+    /// Extension (vLLM): boolean: keep generating past end-of-sequence tokens.
+    pub ignore_eos: Option<Value>,
+}
+
 /// `POST /v1/chat/completions`. Each field holds the raw JSON value (`None` when absent or
 /// `null`); the doc says the type [`crate::validate::validate_chat`] expects.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -61,44 +97,17 @@ pub struct ChatCompletionRequest {
     pub max_tokens: Option<Value>,
     /// Integer >= 1; wins over `max_tokens` when both are sent.
     pub max_completion_tokens: Option<Value>,
-    /// Number in [0, 2]; 0 is greedy.
-    pub temperature: Option<Value>,
-    /// Number in (0, 1].
-    pub top_p: Option<Value>,
-    /// Integer: how many choices to sample independently.
-    pub n: Option<Value>,
-    /// String or array of up to 4 strings.
-    pub stop: Option<Value>,
-    /// Integer: makes sampling reproducible.
-    pub seed: Option<Value>,
-    /// Number in [-2, 2].
-    pub presence_penalty: Option<Value>,
-    /// Number in [-2, 2].
-    pub frequency_penalty: Option<Value>,
-    /// Object: token id (as a string) -> bias in [-100, 100].
-    pub logit_bias: Option<Value>,
+    /// The fields both completion endpoints take.
+    #[serde(flatten)]
+    pub common: CommonRequestFields,
     /// Boolean: return the chosen tokens' log-probabilities.
     pub logprobs: Option<Value>,
     /// Integer in [0, 20]: alternatives per token; needs `logprobs: true`.
     pub top_logprobs: Option<Value>,
-    /// Boolean: answer with server-sent events.
-    pub stream: Option<Value>,
-    /// Object `{include_usage: bool}`.
-    pub stream_options: Option<Value>,
-    /// String identifying the end user; accepted and ignored.
-    pub user: Option<Value>,
 
-    /// Extension (vLLM): integer >= -1; 0 and -1 disable.
-    pub top_k: Option<Value>,
-    /// Extension (vLLM, llama.cpp): number in [0, 1].
-    pub min_p: Option<Value>,
-    /// Extension (vLLM, llama.cpp): number > 0; 1 disables.
-    pub repetition_penalty: Option<Value>,
     /// Extension (vLLM): object of extra variables for the chat template
     /// (e.g. `{"enable_thinking": false}`).
     pub chat_template_kwargs: Option<Value>,
-    /// Extension (vLLM): boolean: keep generating past end-of-sequence tokens.
-    pub ignore_eos: Option<Value>,
 
     /// Extension (vLLM, OpenRouter): boolean; false leaves the thinking out of the response.
     pub include_reasoning: Option<Value>,
@@ -141,22 +150,9 @@ pub struct CompletionRequest {
     pub prompt: Option<Value>,
     /// Integer >= 1; OpenAI's default is 16.
     pub max_tokens: Option<Value>,
-    /// Number in [0, 2].
-    pub temperature: Option<Value>,
-    /// Number in (0, 1].
-    pub top_p: Option<Value>,
-    /// Integer: choices per prompt.
-    pub n: Option<Value>,
-    /// String or array of up to 4 strings.
-    pub stop: Option<Value>,
-    /// Integer.
-    pub seed: Option<Value>,
-    /// Number in [-2, 2].
-    pub presence_penalty: Option<Value>,
-    /// Number in [-2, 2].
-    pub frequency_penalty: Option<Value>,
-    /// Object: token id (as a string) -> bias in [-100, 100].
-    pub logit_bias: Option<Value>,
+    /// The fields both completion endpoints take.
+    #[serde(flatten)]
+    pub common: CommonRequestFields,
     /// Integer in [0, 5]: log-probabilities of the chosen token and this many alternatives.
     pub logprobs: Option<Value>,
     /// Boolean: the returned text starts with the prompt.
@@ -165,21 +161,6 @@ pub struct CompletionRequest {
     pub suffix: Option<Value>,
     /// Integer: only `n` itself is supported.
     pub best_of: Option<Value>,
-    /// Boolean.
-    pub stream: Option<Value>,
-    /// Object `{include_usage: bool}`.
-    pub stream_options: Option<Value>,
-    /// String; accepted and ignored.
-    pub user: Option<Value>,
-
-    /// Extension: integer >= -1; 0 and -1 disable.
-    pub top_k: Option<Value>,
-    /// Extension: number in [0, 1].
-    pub min_p: Option<Value>,
-    /// Extension: number > 0.
-    pub repetition_penalty: Option<Value>,
-    /// Extension: boolean.
-    pub ignore_eos: Option<Value>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -573,12 +554,12 @@ mod tests {
             req.messages,
             Some(json!([{"role": "user", "content": "hi", "name": "x"}]))
         );
-        assert_eq!(req.temperature, Some(json!("hot")));
+        assert_eq!(req.common.temperature, Some(json!("hot")));
         assert_eq!(req.max_tokens, None, "null is absent");
-        assert_eq!(req.stop, Some(json!(["a", "b"])));
-        assert_eq!(req.logit_bias, Some(json!({"42": -100})));
+        assert_eq!(req.common.stop, Some(json!(["a", "b"])));
+        assert_eq!(req.common.logit_bias, Some(json!({"42": -100})));
         assert_eq!(req.tools, Some(json!([])));
-        assert_eq!(req.top_p, None);
+        assert_eq!(req.common.top_p, None);
     }
 
     #[test]
