@@ -4,16 +4,12 @@
 //! decode steps through the KV cache. F16 and Q8_0 GGUFs are compared with transformers
 //! run on the same rounded weights (scripts/gen_quantized_reference.py).
 
+mod common;
+
 use candor_models::{
     Checkpoint, ContiguousCache, Device, LoadOptions, LogitsFor, Model, Sequence, Tensor,
 };
-use std::path::PathBuf;
-
-fn data_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(case)
-}
+use common::{data_dir, max_abs_diff};
 
 struct Reference {
     ids: Vec<u32>,
@@ -47,20 +43,6 @@ fn reference(case: &str, key: &str) -> Reference {
         prompt_len,
         logits,
     }
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn load(case: &str, file: Option<&str>) -> Model {

@@ -4,11 +4,13 @@
 //! batch of sequences sharing the store, and a sequence that starts from another's
 //! prefix blocks (whole blocks shared, or a partial block copied on write).
 
+mod common;
+
 use candor_models::{
     Checkpoint, ContiguousCache, Device, KvCache, LoadOptions, LogitsFor, Model, PagedKvStore,
     PagedSeqCache, Sequence, Tensor,
 };
-use std::path::PathBuf;
+use common::{data_dir, max_abs_diff};
 use std::sync::{Arc, Mutex};
 
 /// llama: GQA and Llama 3 rope scaling; qwen3: head_dim 32 and q/k norms; gemma3: a
@@ -21,12 +23,6 @@ const TOL: f32 = 1e-5;
 
 /// Against transformers, as in golden.rs.
 const REFERENCE_TOL: f32 = 1e-4;
-
-fn data_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(case)
-}
 
 fn load(case: &str) -> Model {
     let dir = data_dir(case);
@@ -43,20 +39,6 @@ fn reference(case: &str) -> (Vec<u32>, Tensor) {
     let ids = t["input_ids"].to_vec1::<i64>().unwrap();
     let logits = t.remove("logits").expect("reference logits");
     (ids.into_iter().map(|i| i as u32).collect(), logits)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn store(model: &Model, block_size: usize, num_blocks: usize) -> Arc<Mutex<PagedKvStore>> {

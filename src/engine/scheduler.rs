@@ -621,15 +621,11 @@ impl Scheduler {
         if rows == 0 {
             return Ok(Vec::new());
         }
-        let flat: Vec<f32> = out
-            .flatten_all()
-            .and_then(|t| t.to_vec1())
-            .map_err(|e| e.to_string())?;
-        let width = flat.len() / rows;
-        Ok(flat
-            .chunks(width)
-            .map(|r| r[..vocab.min(width)].to_vec())
-            .collect())
+        // One copy out of the tensor, without the padding rows past the tokenizer.
+        let width = out.dim(1).map_err(|e| e.to_string())?;
+        out.narrow(1, 0, vocab.min(width))
+            .and_then(|t| t.to_vec2())
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -8,23 +8,10 @@ import sys
 
 import openai
 
+from checks import check, report
+
 BASE, MODEL, KEY = sys.argv[1], sys.argv[2], sys.argv[3]
 client = openai.OpenAI(base_url=BASE, api_key=KEY)
-results = []
-
-
-def check(name):
-    def wrap(fn):
-        try:
-            fn()
-            results.append((name, None))
-            print(f"ok   {name}")
-        except Exception as e:  # noqa: BLE001 - report every failure, keep going
-            results.append((name, e))
-            print(f"FAIL {name}: {e!r}")
-        return fn
-
-    return wrap
 
 
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
@@ -118,6 +105,4 @@ def _():
     raise AssertionError("no error")
 
 
-failed = sum(1 for _, e in results if e)
-print(f"openai-python: {len(results) - failed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+report("openai-python")

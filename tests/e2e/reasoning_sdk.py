@@ -14,27 +14,14 @@ import sys
 
 import openai
 
+from checks import check, report
+
 R1_BASE, Q3_BASE = sys.argv[1], sys.argv[2]
 r1 = openai.OpenAI(base_url=R1_BASE, api_key="unused")
 q3 = openai.OpenAI(base_url=Q3_BASE, api_key="unused")
 R1, Q3 = "tiny-qwen2-r1", "tiny-qwen3-think"
 MSGS = [{"role": "user", "content": "What is 2+2?"}]
 THINK = 151667  # <think> in the Qwen3 vocabulary
-results = []
-
-
-def check(name):
-    def wrap(fn):
-        try:
-            fn()
-            results.append((name, None))
-            print(f"ok   {name}")
-        except Exception as e:  # noqa: BLE001 - report every failure, keep going
-            results.append((name, e))
-            print(f"FAIL {name}: {e!r}")
-        return fn
-
-    return wrap
 
 
 def field(obj, name):
@@ -184,6 +171,4 @@ def _():
     assert c["prompt_tokens"] < a["prompt_tokens"], "the prior reasoning did not reach the template"
 
 
-failed = [n for n, e in results if e]
-print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+report("reasoning")
