@@ -283,6 +283,108 @@ async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
     );
 }
 
+/// Submits one greedy request and waits for it.
+async fn run_one(e: &EngineHandle, prompt: &[u32], max_tokens: usize) -> (Vec<u32>, Usage) {
+    let rx = e
+        .submit(prompt.to_vec(), vec![greedy(max_tokens)], true)
+        .unwrap()
+        .remove(0);
+    collect(rx).await
+}
+
+#[tokio::test]
+async fn prompts_reuse_cached_blocks_down_to_the_token() {
+    for family in ["llama", "gemma3"] {
+        let rt = tiny(family);
+        let ctx = rt.context_length();
+        let cfg = EngineConfig {
+            max_running: 8,
+            max_batch_tokens: 24,
+            block_size: 4,
+            ..Default::default()
+        };
+        let warm = EngineHandle::start(rt.clone(), cfg.clone(), ctx);
+        let cold = || EngineHandle::start(rt.clone(), cfg.clone(), ctx);
+        // 18 prompt tokens: 4 full blocks and 2 tokens of a fifth.
+        let prompt: Vec<u32> = (0..18u32).map(|j| (j * 37 + 11) % 256).collect();
+        let (first, u) = run_one(&warm, &prompt, 6).await;
+        assert_eq!(u.cached_tokens, 0, "{family}");
+        // The same prompt again (a regenerated answer): everything but the last token
+        // comes from the cache, part of it copied out of a block the first one filled.
+        let (again, u) = run_one(&warm, &prompt, 6).await;
+        assert_eq!(u.cached_tokens, prompt.len() - 1, "{family}");
+        assert_eq!(
+            again, first,
+            "{family}: a cached prompt answered differently"
+        );
+        // The next turn: the prompt, the answer (its last token never went through the
+        // model) and a new message. The cache holds all but that token: 18 + 5 = 23.
+        let mut turn = prompt.clone();
+        turn.extend(&first);
+        turn.extend([7, 8, 9]);
+        let (next, u) = run_one(&warm, &turn, 5).await;
+        assert_eq!(u.cached_tokens, prompt.len() + first.len() - 1, "{family}");
+        assert_eq!(
+            next,
+            run_one(&cold(), &turn, 5).await.0,
+            "{family}: next turn"
+        );
+        // A prompt diverging inside a block takes the common start of it: 16 + 1 tokens.
+        let mut fork = prompt[..17].to_vec();
+        fork.extend([200, 201, 202]);
+        let (forked, u) = run_one(&warm, &fork, 4).await;
+        assert_eq!(u.cached_tokens, 17, "{family}");
+        assert_eq!(forked, run_one(&cold(), &fork, 4).await.0, "{family}: fork");
+    }
+}
+
+#[tokio::test]
+async fn prompts_arriving_together_compute_their_common_start_once() {
+    let rt = tiny("qwen3");
+    let ctx = rt.context_length();
+    let cfg = EngineConfig {
+        max_running: 8,
+        max_batch_tokens: 24,
+        block_size: 4,
+        ..Default::default()
+    };
+    // Eight prompts opening with the same 22 tokens (a system prompt), then each its own.
+    let common: Vec<u32> = (0..22u32).map(|j| (j * 13 + 3) % 256).collect();
+    let reqs: Vec<Vec<u32>> = (0..8u32)
+        .map(|i| {
+            let mut p = common.clone();
+            p.extend((0..2 + i).map(|j| (i * 41 + j * 7 + 100) % 256));
+            p
+        })
+        .collect();
+    let mut alone = Vec::new();
+    for p in &reqs {
+        alone.push(
+            run_one(&EngineHandle::start(rt.clone(), cfg.clone(), ctx), p, 5)
+                .await
+                .0,
+        );
+    }
+    let engine = EngineHandle::start(rt.clone(), cfg, ctx);
+    let rxs: Vec<_> = reqs
+        .iter()
+        .map(|p| {
+            engine
+                .submit(p.clone(), vec![greedy(5)], true)
+                .unwrap()
+                .remove(0)
+        })
+        .collect();
+    let outs = futures_util::future::join_all(rxs.into_iter().map(collect)).await;
+    for (i, ((tokens, usage), want)) in outs.iter().zip(&alone).enumerate() {
+        assert_eq!(tokens, want, "request {i}");
+        if i > 0 {
+            // The 5 full blocks of the common start came from the first request's pass.
+            assert!(usage.cached_tokens >= 20, "request {i}: {usage:?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Over HTTP with SmolLM2: prefix reuse, cancellation, /metrics.
 

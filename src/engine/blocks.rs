@@ -8,6 +8,13 @@
 //! earlier turns of a chat, the other choices of `n`). Blocks are reference counted; cached
 //! blocks nobody uses are evicted least recently used first when the pool runs out.
 //! Only full blocks are shared, so a sequence only ever writes into blocks it owns alone.
+//!
+//! Reuse goes below block granularity too, as llama-server's per-slot prompt cache does: a
+//! finished (or preempted) sequence leaves its last, partly filled block registered as a
+//! child of the prefix before it, and every registered block is indexed by that prefix. A
+//! later prompt whose next tokens start like one of those children gets a copy of it (the
+//! engine copies the block into one it owns), so only the tokens after the common part are
+//! computed: a regenerated answer or a repeated prompt costs one token of prefill.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,9 +32,12 @@ pub fn block_hash(parent: u64, tokens: &[u32]) -> u64 {
     h
 }
 
+/// The parent hash of the first block of a sequence.
+pub const ROOT: u64 = 0;
+
 /// The chained hashes of the full blocks of `tokens`.
 pub fn prefix_hashes(tokens: &[u32], block_size: usize) -> Vec<u64> {
-    let mut parent = 0;
+    let mut parent = ROOT;
     tokens
         .chunks_exact(block_size)
         .map(|chunk| {
@@ -53,11 +63,15 @@ pub struct BlockManager {
     refcount: Vec<u32>,
     /// The hash a full block is registered under.
     hash_of: Vec<Option<u64>>,
+    /// The chained hash of the prefix before each registered block (full or partial).
+    parent_of: Vec<Option<u64>>,
     /// The tokens of each registered block: a hit is confirmed token by token, so a hash
     /// collision (accidental or crafted) can never lend one prompt another's cache.
     tokens_of: Vec<Vec<u32>>,
     /// Full blocks by hash.
     by_hash: HashMap<u64, u32>,
+    /// Registered blocks (full, or partial: fewer tokens than a block) by parent hash.
+    children: HashMap<u64, Vec<u32>>,
     /// Blocks with no holder and no hash.
     free: Vec<u32>,
     /// Cached blocks with no holder, by last use (oldest first).
@@ -72,8 +86,10 @@ impl BlockManager {
             block_size,
             refcount: vec![0; num_blocks],
             hash_of: vec![None; num_blocks],
+            parent_of: vec![None; num_blocks],
             tokens_of: vec![Vec::new(); num_blocks],
             by_hash: HashMap::new(),
+            children: HashMap::new(),
             free: (0..num_blocks as u32).rev().collect(),
             lru: BTreeMap::new(),
             lru_tick_of: vec![None; num_blocks],
@@ -153,10 +169,7 @@ impl BlockManager {
                 let (&tick, &b) = self.lru.iter().next()?;
                 self.lru.remove(&tick);
                 self.lru_tick_of[b as usize] = None;
-                if let Some(h) = self.hash_of[b as usize].take() {
-                    self.by_hash.remove(&h);
-                    self.tokens_of[b as usize].clear();
-                }
+                self.unregister(b);
                 b
             }
         };
@@ -165,15 +178,83 @@ impl BlockManager {
     }
 
     /// Records that `block` (held, full) holds `tokens` after the prefix whose chained hash
-    /// ends in `hash`, so later prompts can reuse it. A hash already registered keeps its
-    /// first block.
-    pub fn register(&mut self, block: u32, hash: u64, tokens: &[u32]) {
-        if self.hash_of[block as usize].is_some() || self.by_hash.contains_key(&hash) {
+    /// is `parent`, its own chained hash being `hash`, so later prompts can reuse it. A hash
+    /// already registered keeps its first block.
+    pub fn register(&mut self, block: u32, parent: u64, hash: u64, tokens: &[u32]) {
+        let b = block as usize;
+        if self.parent_of[b].is_some() || self.by_hash.contains_key(&hash) {
             return;
         }
-        self.hash_of[block as usize] = Some(hash);
-        self.tokens_of[block as usize] = tokens.to_vec();
+        self.hash_of[b] = Some(hash);
+        self.parent_of[b] = Some(parent);
+        self.tokens_of[b] = tokens.to_vec();
         self.by_hash.insert(hash, block);
+        self.children.entry(parent).or_default().push(block);
+    }
+
+    /// Records that `block` (held by a sequence about to let go of it) holds the first
+    /// `tokens.len()` (fewer than a block) tokens after the prefix `parent`, so that a later
+    /// prompt continuing that prefix the same way can copy them. Nothing is recorded when
+    /// a registered child already starts with these tokens.
+    pub fn register_partial(&mut self, block: u32, parent: u64, tokens: &[u32]) {
+        let b = block as usize;
+        if tokens.is_empty() || tokens.len() >= self.block_size || self.parent_of[b].is_some() {
+            return;
+        }
+        let known = self.children.get(&parent).is_some_and(|kids| {
+            kids.iter()
+                .any(|&c| self.tokens_of[c as usize].starts_with(tokens))
+        });
+        if known {
+            return;
+        }
+        self.parent_of[b] = Some(parent);
+        self.tokens_of[b] = tokens.to_vec();
+        self.children.entry(parent).or_default().push(block);
+    }
+
+    /// The registered block after prefix `parent` sharing the longest start with `tokens`,
+    /// and the length of that common start (at least one token).
+    pub fn best_child(&self, parent: u64, tokens: &[u32]) -> Option<(u32, usize)> {
+        let kids = self.children.get(&parent)?;
+        kids.iter()
+            .map(|&c| {
+                let common = self.tokens_of[c as usize]
+                    .iter()
+                    .zip(tokens)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (c, common)
+            })
+            .filter(|&(_, common)| common > 0)
+            .max_by_key(|&(_, common)| common)
+    }
+
+    /// Whether nobody holds `block` (a cached block: taking it makes it unavailable).
+    pub fn is_unheld(&self, block: u32) -> bool {
+        self.refcount[block as usize] == 0
+    }
+
+    /// Holds `block` a while (a copy source, so that an allocation cannot evict it);
+    /// [`BlockManager::release`] lets go.
+    pub fn hold_one(&mut self, block: u32) {
+        self.hold(block);
+    }
+
+    fn unregister(&mut self, b: u32) {
+        let i = b as usize;
+        if let Some(h) = self.hash_of[i].take() {
+            self.by_hash.remove(&h);
+        }
+        if let Some(parent) = self.parent_of[i].take() {
+            if let Some(kids) = self.children.get_mut(&parent) {
+                kids.retain(|&c| c != b);
+                if kids.is_empty() {
+                    self.children.remove(&parent);
+                }
+            }
+        }
+        self.tokens_of[i].clear();
     }
 
     /// A holder lets go of its blocks (a block table, in position order). The last blocks
@@ -185,7 +266,7 @@ impl BlockManager {
             debug_assert!(*rc > 0, "releasing a block nobody holds");
             *rc = rc.saturating_sub(1);
             if *rc == 0 {
-                if self.hash_of[b as usize].is_some() {
+                if self.parent_of[b as usize].is_some() {
                     self.tick += 1;
                     self.lru.insert(self.tick, b);
                     self.lru_tick_of[b as usize] = Some(self.tick);
@@ -229,8 +310,8 @@ mod tests {
         assert!(m.take_prefix(&hashes, &tokens).is_empty());
         let blocks: Vec<u32> = (0..3).map(|_| m.allocate().unwrap()).collect();
         assert_eq!(m.stats().used, 3);
-        m.register(blocks[0], hashes[0], &tokens[..2]);
-        m.register(blocks[1], hashes[1], &tokens[2..4]);
+        m.register(blocks[0], ROOT, hashes[0], &tokens[..2]);
+        m.register(blocks[1], hashes[0], hashes[1], &tokens[2..4]);
         m.release(&blocks);
         let want = BlockStats {
             total: 4,
@@ -259,8 +340,8 @@ mod tests {
     fn the_least_recently_used_cached_block_is_evicted_first() {
         let mut m = BlockManager::new(2, 1);
         let (a, b) = (m.allocate().unwrap(), m.allocate().unwrap());
-        m.register(a, 11, &[1]);
-        m.register(b, 22, &[2]);
+        m.register(a, ROOT, 11, &[1]);
+        m.register(b, ROOT, 22, &[2]);
         m.release(&[b]);
         m.release(&[a]);
         assert!(m.allocate().is_some());
@@ -277,7 +358,7 @@ mod tests {
         let mut m = BlockManager::new(3, 1);
         let t: Vec<u32> = (0..3).map(|_| m.allocate().unwrap()).collect();
         for (i, &b) in t.iter().enumerate() {
-            m.register(b, 100 + i as u64, &[i as u32]);
+            m.register(b, 99 + i as u64, 100 + i as u64, &[i as u32]);
         }
         m.release(&t);
         // The next allocation evicts the last block of the table, not its first.
@@ -285,5 +366,29 @@ mod tests {
         assert_eq!(m.cached_prefix(&[100, 101, 102], &[0, 1, 2]).0, 2);
         // Same hash, other tokens: not a hit.
         assert_eq!(m.cached_prefix(&[100], &[7]).0, 0);
+    }
+
+    #[test]
+    fn a_partial_block_is_found_by_its_common_start_until_evicted() {
+        let mut m = BlockManager::new(3, 4);
+        let full = m.allocate().unwrap();
+        let tail = m.allocate().unwrap();
+        let h = block_hash(ROOT, &[1, 2, 3, 4]);
+        m.register(full, ROOT, h, &[1, 2, 3, 4]);
+        m.register_partial(tail, h, &[5, 6, 7]);
+        // A shorter or equal start of a known child records nothing new.
+        let other = m.allocate().unwrap();
+        m.register_partial(other, h, &[5, 6]);
+        m.release(&[full, tail, other]);
+        assert_eq!(m.stats().cached, 2);
+        assert_eq!(m.best_child(h, &[5, 6, 9, 9]), Some((tail, 2)));
+        assert_eq!(m.best_child(h, &[8]), None);
+        // A full block is a child of its parent too: a prompt diverging inside it.
+        assert_eq!(m.best_child(ROOT, &[1, 2, 0]), Some((full, 2)));
+        // Evicted (the tail goes first), the partial block is no longer offered.
+        m.allocate().unwrap();
+        m.allocate().unwrap();
+        assert_eq!(m.best_child(h, &[5, 6, 7]), None);
+        assert_eq!(m.best_child(ROOT, &[1, 2, 3]), Some((full, 3)));
     }
 }

@@ -15,7 +15,7 @@
 //! when submitted. On devices or dtypes the paged kernel does not cover, each sequence gets
 //! a contiguous cache instead (batching without paging or prefix reuse).
 
-use crate::engine::blocks::{block_hash, prefix_hashes, BlockManager};
+use crate::engine::blocks::{block_hash, prefix_hashes, BlockManager, ROOT};
 use crate::engine::decoder::{Decoder, Emitted};
 use crate::engine::generate::{FinishReason, GenerateParams};
 use crate::engine::metrics::Metrics;
@@ -25,7 +25,7 @@ use candor_models::paged::{PagedKvStore, PagedSeqCache};
 use candor_models::{ContiguousCache, DType, KvCache, LogitsFor, Sequence};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -98,6 +98,50 @@ impl Seq {
 struct Pool {
     store: Arc<Mutex<PagedKvStore>>,
     blocks: BlockManager,
+}
+
+impl Pool {
+    /// A new block holding a copy of `source` (a cached block, possibly unheld).
+    fn copy_of(&mut self, source: u32) -> Option<u32> {
+        // Held while the copy is allocated, so that the allocation cannot evict it.
+        self.blocks.hold_one(source);
+        let copy = self.blocks.allocate();
+        if let Some(copy) = copy {
+            let copied = self
+                .store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .copy_block(source, copy);
+            if let Err(e) = copied {
+                tracing::warn!("KV cache: {e}");
+                self.blocks.release(&[copy]);
+                self.blocks.release(&[source]);
+                return None;
+            }
+        }
+        self.blocks.release(&[source]);
+        copy
+    }
+
+    /// Before a sequence lets go of its blocks: its last, partly filled block stays
+    /// registered for a later prompt that continues the same prefix the same way.
+    fn leave_partial(&mut self, seq: &Seq) {
+        let bs = self.blocks.block_size();
+        let full = seq.computed / bs;
+        if seq.computed.is_multiple_of(bs) || seq.blocks.len() <= full || seq.hashes.len() < full {
+            return;
+        }
+        let parent = if full == 0 {
+            ROOT
+        } else {
+            seq.hashes[full - 1]
+        };
+        self.blocks.register_partial(
+            seq.blocks[full],
+            parent,
+            &seq.tokens[full * bs..seq.computed],
+        );
+    }
 }
 
 pub struct Scheduler {
@@ -249,6 +293,7 @@ impl Scheduler {
 
     fn finish_seq(&mut self, mut seq: Seq, finish: FinishReason) {
         if let Some(pool) = &mut self.pool {
+            pool.leave_partial(&seq);
             pool.blocks.release(&seq.blocks);
         }
         seq.blocks.clear();
@@ -359,14 +404,37 @@ impl Scheduler {
                 continue;
             }
             let bs = pool.blocks.block_size();
-            // Reuse full cached blocks, leaving at least one token to compute for logits.
+            // Reuse full cached blocks, then a copy of the cached block that continues them
+            // the longest way, leaving at least one token to compute for logits.
             let known = &cand.tokens[..cand.tokens.len() - 1];
             let hashes = prefix_hashes(known, bs);
             let (hit, unheld) = pool.blocks.cached_prefix(&hashes, known);
-            let first_chunk = (cand.tokens.len() - hit * bs).min(self.cfg.max_batch_tokens);
-            let need = pool.blocks.blocks_for(hit * bs + first_chunk) - hit;
-            // Taking the unheld cached blocks makes them unavailable to the new ones.
-            if pool.blocks.available() < need + unheld {
+            // A prompt whose next block a running prompt is about to compute waits a step
+            // for it, then takes it from the cache instead of computing it again (prompts
+            // arriving together usually share a chat template's system prompt).
+            let next_end = (hit + 1) * bs;
+            let budget = self.cfg.max_batch_tokens;
+            let computed_soon = next_end <= known.len()
+                && self.running.iter().any(|r| {
+                    r.prefilling()
+                        && r.computed < next_end
+                        && r.computed + budget >= next_end
+                        && r.tokens.len() > next_end
+                        && r.tokens[..next_end] == known[..next_end]
+                });
+            if computed_soon {
+                i += 1;
+                continue;
+            }
+            let parent = if hit == 0 { ROOT } else { hashes[hit - 1] };
+            let partial = pool.blocks.best_child(parent, &known[hit * bs..]);
+            let start = hit * bs + partial.map_or(0, |(_, n)| n);
+            let first_chunk = (cand.tokens.len() - start).min(self.cfg.max_batch_tokens);
+            let need = pool.blocks.blocks_for(start + first_chunk) - hit;
+            // Taking the unheld cached blocks (and holding the copy's source while its
+            // copy is allocated) makes them unavailable to the new ones.
+            let source_unheld = partial.is_some_and(|(b, _)| pool.blocks.is_unheld(b));
+            if pool.blocks.available() < need + unheld + usize::from(source_unheld) {
                 break;
             }
             let mut s = self.waiting.remove(i).expect("index in range");
@@ -375,6 +443,12 @@ impl Scheduler {
             s.computed = blocks.len() * bs;
             s.hashes = hashes[..blocks.len()].to_vec();
             s.blocks = blocks;
+            if let Some((source, n)) = partial {
+                if let Some(copy) = pool.copy_of(source) {
+                    s.blocks.push(copy);
+                    s.computed += n;
+                }
+            }
             if s.cached_tokens.is_none() {
                 s.cached_tokens = Some(s.computed);
                 self.metrics.add_prompt(s.job.prompt.len());
@@ -405,6 +479,7 @@ impl Scheduler {
         let i = (0..self.running.len()).max_by_key(|&i| self.running[i].order)?;
         let mut s = self.running.remove(i);
         if let Some(pool) = &mut self.pool {
+            pool.leave_partial(&s);
             pool.blocks.release(&s.blocks);
         }
         s.blocks.clear();
@@ -480,7 +555,23 @@ impl Scheduler {
             return;
         }
         self.metrics.steps.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let result = self.forward(&plan);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let decodes = plan
+                .iter()
+                .filter(|&&(i, _)| !self.running[i].prefilling())
+                .count();
+            let tokens: usize = plan.iter().map(|&(_, n)| n).sum();
+            tracing::debug!(
+                sequences = plan.len(),
+                decodes,
+                tokens,
+                waiting = self.waiting.len(),
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "step"
+            );
+        }
         let rows = match result {
             Ok(rows) => rows,
             Err(e) => {
@@ -505,10 +596,10 @@ impl Scheduler {
                 let bs = pool.blocks.block_size();
                 while s.hashes.len() < s.computed / bs {
                     let k = s.hashes.len();
-                    let parent = s.hashes.last().copied().unwrap_or(0);
-                    let h = block_hash(parent, &s.tokens[k * bs..(k + 1) * bs]);
-                    pool.blocks
-                        .register(s.blocks[k], h, &s.tokens[k * bs..(k + 1) * bs]);
+                    let parent = s.hashes.last().copied().unwrap_or(ROOT);
+                    let tokens = &s.tokens[k * bs..(k + 1) * bs];
+                    let h = block_hash(parent, tokens);
+                    pool.blocks.register(s.blocks[k], parent, h, tokens);
                     s.hashes.push(h);
                 }
             }
