@@ -2,7 +2,7 @@
 //! MLP and scaled-dot-product attention with causal and sliding-window masks.
 
 use crate::config::{Activation, RopeConfig, RopeScaling};
-use crate::weights::Linear;
+use crate::weights::{Linear, Projections};
 use candle_core::{DType, Device, Result, Tensor};
 
 /// RMS normalisation over the last dimension with a learned scale.
@@ -32,16 +32,20 @@ impl RmsNorm {
 
 /// The SwiGLU / GeGLU feed-forward block: down(act(gate(x)) * up(x)).
 pub struct Mlp {
-    pub gate: Linear,
-    pub up: Linear,
+    /// gate and up.
+    pub gate_up: Projections,
     pub down: Linear,
     pub activation: Activation,
 }
 
 impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.activation.apply(&self.gate.forward(x)?)?;
-        let up = self.up.forward(x)?;
+        let [gate, up]: [Tensor; 2] = self
+            .gate_up
+            .forward(x)?
+            .try_into()
+            .expect("two projections");
+        let gate = self.activation.apply(&gate)?;
         self.down.forward(&(gate * up)?)
     }
 }

@@ -11,7 +11,7 @@ use crate::config::{Activation, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::kv_cache::KvCache;
 use crate::layers::{self, Mlp, RmsNorm, Rope};
-use crate::weights::{Linear, Matrix, Name, Weights};
+use crate::weights::{Linear, Matrix, Name, Projections, Weights};
 use candle_core::{DType, Device, Tensor};
 
 /// Which positions of a sequence need logits.
@@ -36,9 +36,8 @@ pub struct Sequence<'a> {
 }
 
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k and v.
+    qkv: Projections,
     o: Linear,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
@@ -102,9 +101,11 @@ impl Model {
             let n = |hf: &str, gguf: &str| layer_name(i, hf, gguf);
             let bias = cfg.attention_bias;
             let attn = Attention {
-                q: w.linear(&n("self_attn.q_proj", "attn_q"), nh * d, h, bias)?,
-                k: w.linear(&n("self_attn.k_proj", "attn_k"), nkv * d, h, bias)?,
-                v: w.linear(&n("self_attn.v_proj", "attn_v"), nkv * d, h, bias)?,
+                qkv: Projections::new(vec![
+                    w.linear(&n("self_attn.q_proj", "attn_q"), nh * d, h, bias)?,
+                    w.linear(&n("self_attn.k_proj", "attn_k"), nkv * d, h, bias)?,
+                    w.linear(&n("self_attn.v_proj", "attn_v"), nkv * d, h, bias)?,
+                ])?,
                 o: w.linear(&n("self_attn.o_proj", "attn_output"), h, nh * d, false)?,
                 q_norm: if cfg.qk_norm {
                     Some(norm(&n("self_attn.q_norm", "attn_q_norm"), d)?)
@@ -136,8 +137,10 @@ impl Model {
                 },
                 ffn_norm: norm(&n(ffn_norm_hf, "ffn_norm"), h)?,
                 mlp: Mlp {
-                    gate: w.linear(&n("mlp.gate_proj", "ffn_gate"), inter, h, false)?,
-                    up: w.linear(&n("mlp.up_proj", "ffn_up"), inter, h, false)?,
+                    gate_up: Projections::new(vec![
+                        w.linear(&n("mlp.gate_proj", "ffn_gate"), inter, h, false)?,
+                        w.linear(&n("mlp.up_proj", "ffn_up"), inter, h, false)?,
+                    ])?,
                     down: w.linear(&n("mlp.down_proj", "ffn_down"), h, inter, false)?,
                     activation: cfg.activation,
                 },
@@ -262,9 +265,10 @@ impl Model {
             let residual = x.clone();
             let hs = block.attn_norm.forward(&x)?;
             let a = &block.attn;
-            let q = a.q.forward(&hs)?.reshape((total, nh, d))?;
-            let k = a.k.forward(&hs)?.reshape((total, nkv, d))?;
-            let v = a.v.forward(&hs)?.reshape((total, nkv, d))?;
+            let [q, k, v]: [Tensor; 3] = a.qkv.forward(&hs)?.try_into().expect("three projections");
+            let q = q.reshape((total, nh, d))?;
+            let k = k.reshape((total, nkv, d))?;
+            let v = v.reshape((total, nkv, d))?;
             let q = match &a.q_norm {
                 Some(n) => n.forward(&q)?,
                 None => q,

@@ -112,6 +112,74 @@ impl Linear {
     }
 }
 
+/// Linear layers applied to the same input (q/k/v, gate/up): where candor's kernel holds
+/// all their weights in one format, their rows are stacked into one matrix, so one product
+/// (one quantization of the input, one parallel region) computes them all. Each output
+/// row is the same dot product either way, so the results are the same to the bit.
+#[derive(Debug, Clone)]
+pub enum Projections {
+    Stacked { linear: Linear, sizes: Vec<usize> },
+    Separate(Vec<Linear>),
+}
+
+impl Projections {
+    pub fn new(parts: Vec<Linear>) -> candle_core::Result<Self> {
+        let quant: Option<Vec<&QuantMatrix>> = parts
+            .iter()
+            .map(|l| match &l.weight {
+                Matrix::Quant(m) => Some(m.as_ref()),
+                Matrix::Candle(_) => None,
+            })
+            .collect();
+        let all_biased = parts.iter().all(|l| l.bias.is_some());
+        let no_bias = parts.iter().all(|l| l.bias.is_none());
+        let Some((stacked, sizes)) = quant
+            .filter(|q| q.len() > 1 && (all_biased || no_bias))
+            .and_then(|q| {
+                Some((
+                    QuantMatrix::stack(&q)?,
+                    q.iter().map(|m| m.dims().0).collect(),
+                ))
+            })
+        else {
+            return Ok(Projections::Separate(parts));
+        };
+        let bias = if all_biased {
+            let biases: Vec<&Tensor> = parts.iter().filter_map(|l| l.bias.as_ref()).collect();
+            Some(Tensor::cat(&biases, 0)?)
+        } else {
+            None
+        };
+        Ok(Projections::Stacked {
+            linear: Linear {
+                weight: Matrix::Quant(Arc::new(stacked)),
+                bias,
+            },
+            sizes,
+        })
+    }
+
+    /// x: (n, in) -> one (n, out_i) per layer, in order.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        match self {
+            Projections::Separate(parts) => parts.iter().map(|l| l.forward(x)).collect(),
+            Projections::Stacked { linear, sizes } => {
+                let y = linear.forward(x)?;
+                let last = y.rank() - 1;
+                let mut start = 0;
+                sizes
+                    .iter()
+                    .map(|&size| {
+                        let part = y.narrow(last, start, size);
+                        start += size;
+                        part
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 pub struct Weights {
     source: Source,
     /// Where the checkpoint came from, for error messages.

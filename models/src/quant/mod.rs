@@ -136,6 +136,45 @@ impl QuantMatrix {
         Ok(m)
     }
 
+    /// The matrices' rows one after the other: one product computes all of them (the
+    /// q/k/v or gate/up projections of one input). None unless they share format and width.
+    pub fn stack(parts: &[&QuantMatrix]) -> Option<QuantMatrix> {
+        let first = parts.first()?;
+        if parts
+            .iter()
+            .any(|m| m.cols != first.cols || m.dtype() != first.dtype())
+        {
+            return None;
+        }
+        // The parts' blocks of format $f, concatenated (all parts have that format).
+        macro_rules! cat {
+            ($f:ident) => {
+                Blocks::$f(
+                    parts
+                        .iter()
+                        .map(|m| match &m.blocks {
+                            Blocks::$f(b) => Some(b.as_slice()),
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<_>>>()?
+                        .concat(),
+                )
+            };
+        }
+        let blocks = match &first.blocks {
+            Blocks::Q4_1(_) => cat!(Q4_1),
+            Blocks::Q5_0(_) => cat!(Q5_0),
+            Blocks::Q5_1(_) => cat!(Q5_1),
+            Blocks::Q8_0(_) => cat!(Q8_0),
+        };
+        Some(QuantMatrix {
+            rows: parts.iter().map(|m| m.rows).sum(),
+            cols: first.cols,
+            blocks,
+            isa: first.isa,
+        })
+    }
+
     pub fn dtype(&self) -> GgmlDType {
         match &self.blocks {
             Blocks::Q4_1(_) => GgmlDType::Q4_1,

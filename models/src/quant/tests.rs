@@ -308,3 +308,41 @@ fn rejects_what_it_cannot_multiply() {
     let x = Tensor::zeros((2, 32), DType::F32, &Device::Cpu).unwrap();
     assert!(m.forward(&x).is_err());
 }
+
+#[test]
+fn stacked_matrices_give_each_part_to_the_bit() {
+    for dtype in TYPES {
+        let parts: Vec<QuantMatrix> = [(96, 7), (32, 8), (64, 9)]
+            .iter()
+            .map(|&(rows, seed)| {
+                QuantMatrix::from_qtensor(&quantized(dtype, rows, 128, seed)).unwrap()
+            })
+            .collect();
+        let refs: Vec<&QuantMatrix> = parts.iter().collect();
+        let stacked = QuantMatrix::stack(&refs).unwrap();
+        assert_eq!(stacked.dims(), (192, 128));
+        for n in [1, 3, 9] {
+            let x = values(n as u64, n * 128, 1.0);
+            let all = stacked.matmul(&x, n);
+            let mut col = 0;
+            for p in &parts {
+                let want = p.matmul(&x, n);
+                let rows = p.dims().0;
+                for r in 0..n {
+                    assert_eq!(
+                        all[r * 192 + col..r * 192 + col + rows],
+                        want[r * rows..(r + 1) * rows],
+                        "{dtype:?}, n {n}"
+                    );
+                }
+                col += rows;
+            }
+        }
+    }
+    // Different widths or formats do not stack.
+    let a = QuantMatrix::from_qtensor(&quantized(GgmlDType::Q4_1, 32, 128, 1)).unwrap();
+    let b = QuantMatrix::from_qtensor(&quantized(GgmlDType::Q4_1, 32, 64, 2)).unwrap();
+    let c = QuantMatrix::from_qtensor(&quantized(GgmlDType::Q8_0, 32, 128, 3)).unwrap();
+    assert!(QuantMatrix::stack(&[&a, &b]).is_none());
+    assert!(QuantMatrix::stack(&[&a, &c]).is_none());
+}
