@@ -4,8 +4,9 @@ use anyhow::{bail, Context, Result};
 use candor::cli::{
     ChatArgs, Cli, Command, DTypeArg, GenerateArgs, ModelArgs, SamplingArgs, ServeArgs,
 };
-use candor::engine::generate::{generate, GenerateParams, Generated, Session};
+use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
+use candor::engine::{EngineConfig, EngineHandle, Event, Usage};
 use candor::prompt::template::RenderOptions;
 use candor::runtime::{Runtime, RuntimeConfig};
 use candor::{device, inspect, model_source};
@@ -258,16 +259,53 @@ fn print_piece(stdout: &std::io::Stdout, piece: &str) {
     let _ = out.flush();
 }
 
-fn report(g: &Generated) {
+fn report(u: &Usage) {
+    let computed = u.prompt_tokens - u.cached_tokens;
     eprintln!(
         "\n[prompt {} tokens ({} cached) at {:.1} tok/s, generated {} tokens at {:.1} tok/s, finish: {:?}]",
-        g.prompt_tokens,
-        g.cached_tokens,
-        g.prefill_tokens_per_s(),
-        g.tokens.len(),
-        g.decode_tokens_per_s(),
-        g.finish
+        u.prompt_tokens,
+        u.cached_tokens,
+        computed as f64 / u.time_to_first_token.as_secs_f64().max(1e-9),
+        u.completion_tokens,
+        u.decode_tokens_per_s,
+        u.finish
     );
+}
+
+/// The engine the CLI commands run on: one sequence at a time, the KV cache kept between
+/// the turns of a chat by the prefix cache.
+fn cli_engine(rt: Arc<Runtime>) -> EngineHandle {
+    let context = rt.context_length();
+    let cfg = EngineConfig {
+        max_queue: 0,
+        max_running: 1,
+        ..EngineConfig::default()
+    };
+    EngineHandle::start(rt, cfg, context)
+}
+
+/// Runs one prompt, printing the answer as it is produced; returns it with its counts.
+fn run_prompt(
+    engine: &EngineHandle,
+    prompt: Vec<u32>,
+    params: &GenerateParams,
+) -> Result<(String, Usage)> {
+    let mut events = engine
+        .submit(prompt, vec![params.clone()], false)?
+        .remove(0);
+    let stdout = std::io::stdout();
+    let mut answer = String::new();
+    while let Some(event) = events.blocking_recv() {
+        match event {
+            Event::Token { text, .. } => {
+                print_piece(&stdout, &text);
+                answer.push_str(&text);
+            }
+            Event::Done(usage) => return Ok((answer, usage)),
+            Event::Error(e) => bail!("{e}"),
+        }
+    }
+    bail!("the engine stopped")
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
@@ -282,20 +320,10 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         messages.push(json!({"role": "user", "content": args.prompt}));
         chat_prompt(&rt, &messages)?
     };
-    let mut session = Session::new(&rt);
-    let stdout = std::io::stdout();
-    let g = generate(
-        &rt,
-        &mut session,
-        &prompt,
-        &params(&args.sampling),
-        |step| {
-            print_piece(&stdout, step.text);
-            true
-        },
-    )?;
+    let engine = cli_engine(Arc::new(rt));
+    let (_, usage) = run_prompt(&engine, prompt, &params(&args.sampling))?;
     println!();
-    report(&g);
+    report(&usage);
     Ok(())
 }
 
@@ -308,9 +336,10 @@ fn run_chat(args: ChatArgs) -> Result<()> {
     if let Some(system) = &args.system {
         messages.push(json!({"role": "system", "content": system}));
     }
-    let mut session = Session::new(&rt);
     let params = params(&args.sampling);
     eprintln!("chatting with {}: type a message and press enter; /reset clears the conversation, /exit or Ctrl-D quits", rt.name);
+    let rt = Arc::new(rt);
+    let engine = cli_engine(rt.clone());
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
@@ -332,17 +361,12 @@ fn run_chat(args: ChatArgs) -> Result<()> {
             _ => {}
         }
         messages.push(json!({"role": "user", "content": input}));
-        let prompt = chat_prompt(&rt, &messages)?;
-        let stdout = std::io::stdout();
-        let result = generate(&rt, &mut session, &prompt, &params, |step| {
-            print_piece(&stdout, step.text);
-            true
-        });
+        let result = chat_prompt(&rt, &messages).and_then(|p| run_prompt(&engine, p, &params));
         match result {
-            Ok(g) => {
+            Ok((answer, usage)) => {
                 println!();
-                messages.push(json!({"role": "assistant", "content": g.text}));
-                report(&g);
+                messages.push(json!({"role": "assistant", "content": answer}));
+                report(&usage);
             }
             Err(e) => {
                 // Keep the conversation usable: drop the turn that failed.

@@ -4,7 +4,7 @@
 //! plan that combines them with the request's own fields.
 //!
 //! The splitting itself is in [`crate::output::reasoning`]; the budget is enforced by the
-//! engine ([`crate::engine::generate::ReasoningParams`]).
+//! engine ([`crate::engine::params::ReasoningParams`]).
 
 use serde_json::{Map, Value};
 use std::fmt;

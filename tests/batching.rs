@@ -9,7 +9,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use candor::api::server::{router, AppState, ServerConfig};
-use candor::engine::generate::GenerateParams;
+use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
 use candor::engine::{EngineConfig, EngineHandle, Event, Usage};
 use candor::runtime::{Runtime, RuntimeConfig};

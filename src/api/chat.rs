@@ -5,7 +5,7 @@ use crate::api::error::ApiError;
 use crate::api::generation::{self, Delta, Envelope, StreamShape};
 use crate::api::openai;
 use crate::api::server::AppState;
-use crate::engine::generate::ReasoningParams;
+use crate::engine::params::ReasoningParams;
 use crate::output::reasoning::{Markers, Phase};
 use crate::prompt::template::RenderOptions;
 use crate::reasoning::ReasoningPlan;

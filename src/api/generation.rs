@@ -4,7 +4,7 @@
 use crate::api::error::ApiError;
 use crate::api::openai;
 use crate::api::server::{AppState, Loaded};
-use crate::engine::generate::{FinishReason, GenerateParams, ReasoningParams};
+use crate::engine::params::{FinishReason, GenerateParams, ReasoningParams};
 use crate::engine::sampler::TokenLogprobs;
 use crate::engine::{EngineError, Event, Usage};
 use crate::prompt::tokenizer::Tokenizer;

@@ -6,7 +6,7 @@
 //! It holds no model state: the single-sequence loop ([`super::generate`]) and the batching
 //! scheduler ([`super::scheduler`]) both drive it after each forward pass.
 
-use crate::engine::generate::{FinishReason, GenerateError, GenerateParams};
+use crate::engine::params::{FinishReason, GenerateError, GenerateParams};
 use crate::engine::sampler::{logprobs, Sampler, TokenLogprobs};
 use crate::output::detokenizer::{Detokenizer, DetokenizerOptions};
 use crate::output::reasoning::{Phase, ReasoningSplitter};

@@ -8,14 +8,14 @@
 
 pub mod blocks;
 pub mod decoder;
-pub mod generate;
 pub mod metrics;
+pub mod params;
 pub mod sampler;
 pub mod scheduler;
 
 use crate::runtime::Runtime;
-use generate::{FinishReason, GenerateParams};
 use metrics::Metrics;
+use params::{FinishReason, GenerateParams};
 use sampler::TokenLogprobs;
 pub use scheduler::EngineConfig;
 use scheduler::{Job, Scheduler};

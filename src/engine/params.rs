@@ -1,21 +1,12 @@
-//! One sequence from prompt to finish: chunked prefill, then decode steps, each token
-//! sampled, detokenized incrementally and checked against stop conditions.
-//!
-//! Used by the CLI; the server's engine drives the same pieces (sampler, detokenizer,
-//! stop strings) one step at a time for many sequences.
+//! What a sequence is asked to do (sampling, limits, stop strings, reasoning) and how it
+//! can end; the engine's [`crate::engine::decoder::Decoder`] carries it out step by step.
 
-use crate::engine::decoder::Decoder;
-use crate::engine::sampler::{SamplingParams, TokenLogprobs};
+use crate::engine::sampler::SamplingParams;
 use crate::output::reasoning::{Markers, Phase};
 use crate::prompt::tokenizer::TokenizerError;
-use crate::runtime::Runtime;
-use candor_models::{ContiguousCache, KvCache, LogitsFor, ModelError, Sequence};
+use candor_models::ModelError;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Largest number of prompt tokens run in one forward pass: bounds the attention
-/// score matrices of long prompts.
-const PREFILL_CHUNK: usize = 512;
+use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
@@ -23,10 +14,6 @@ pub enum GenerateError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
-    #[error("the prompt has {prompt} tokens but the model's context is {context} tokens")]
-    ContextLength { prompt: usize, context: usize },
-    #[error("the prompt is empty")]
-    EmptyPrompt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,20 +36,6 @@ impl FinishReason {
             FinishReason::Length | FinishReason::Cancelled | FinishReason::Timeout => "length",
         }
     }
-}
-
-/// One generated token, as the caller sees it.
-#[derive(Debug, Clone)]
-pub struct Step<'a> {
-    /// None for the final release of held-back text after the last token.
-    pub token: Option<u32>,
-    /// Answer text this token released (may be empty: part of a character, held back
-    /// because it may begin a stop string or a marker, or thinking).
-    pub text: &'a str,
-    /// Thinking text this token released (only with [`GenerateParams::reasoning`]).
-    pub reasoning: &'a str,
-    /// Present when the request asked for logprobs.
-    pub logprobs: Option<TokenLogprobs>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,162 +80,4 @@ pub struct ReasoningParams {
     pub budget: Option<usize>,
     /// Token ids that end the block when the budget is spent (lead-in and end marker).
     pub closing: Vec<u32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Generated {
-    /// The answer (everything, without reasoning params).
-    pub text: String,
-    pub reasoning: String,
-    /// Thinking tokens the model generated.
-    pub reasoning_tokens: usize,
-    pub tokens: Vec<u32>,
-    pub finish: FinishReason,
-    pub prompt_tokens: usize,
-    /// Prompt tokens found in the session cache and not recomputed.
-    pub cached_tokens: usize,
-    pub prefill_time: Duration,
-    pub decode_time: Duration,
-}
-
-impl Generated {
-    pub fn prefill_tokens_per_s(&self) -> f64 {
-        (self.prompt_tokens - self.cached_tokens) as f64 / self.prefill_time.as_secs_f64().max(1e-9)
-    }
-
-    /// Decode speed over the tokens after the first (the first comes from the prefill).
-    pub fn decode_tokens_per_s(&self) -> f64 {
-        self.tokens.len().saturating_sub(1) as f64 / self.decode_time.as_secs_f64().max(1e-9)
-    }
-}
-
-/// A KV cache and the tokens it holds, kept between turns of a chat so that only the new
-/// part of each prompt is computed.
-pub struct Session {
-    cache: ContiguousCache,
-    tokens: Vec<u32>,
-}
-
-impl Session {
-    pub fn new(rt: &Runtime) -> Self {
-        Self {
-            cache: ContiguousCache::new(rt.model.config().num_layers),
-            tokens: Vec::new(),
-        }
-    }
-
-    /// Keeps the longest cached prefix of `prompt`, leaving at least one token to compute.
-    fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
-        let common = self
-            .tokens
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len() - 1);
-        self.cache.truncate(common);
-        self.tokens.truncate(common);
-        common
-    }
-}
-
-/// Generates a completion of `prompt`, calling `on_step` for each token; generation
-/// ends early (FinishReason::Cancelled) when it returns false.
-pub fn generate(
-    rt: &Runtime,
-    session: &mut Session,
-    prompt: &[u32],
-    params: &GenerateParams,
-    mut on_step: impl FnMut(Step<'_>) -> bool,
-) -> Result<Generated, GenerateError> {
-    let context = rt.context_length();
-    if prompt.is_empty() {
-        return Err(GenerateError::EmptyPrompt);
-    }
-    if prompt.len() >= context {
-        return Err(GenerateError::ContextLength {
-            prompt: prompt.len(),
-            context,
-        });
-    }
-    let model = &rt.model;
-    let start = Instant::now();
-
-    // 1. Prefill what the session cache does not hold yet, in chunks.
-    let cached = session.reuse_prefix(prompt);
-    let mut logits = None;
-    for chunk in prompt[cached..].chunks(PREFILL_CHUNK) {
-        let start_pos = session.cache.len();
-        let last = start_pos + chunk.len() == prompt.len();
-        let out = model.forward(&mut [Sequence {
-            tokens: chunk,
-            start_pos,
-            cache: &mut session.cache,
-            logits: if last {
-                LogitsFor::Last
-            } else {
-                LogitsFor::None
-            },
-        }])?;
-        session.tokens.extend_from_slice(chunk);
-        if last {
-            logits = Some(row(&out, rt.vocab_size())?);
-        }
-    }
-    let mut logits = logits.expect("the last prefill chunk asks for logits");
-    let prefill_time = start.elapsed();
-
-    // 2. Decode.
-    let decode_start = Instant::now();
-    let mut decoder = Decoder::new(rt, prompt, params.clone());
-    let finish = loop {
-        let out = decoder.step(rt, &logits, session.cache.len() + 1, context)?;
-        let produced = out.token.is_some() || !out.text.is_empty() || !out.reasoning.is_empty();
-        let go_on = if produced {
-            on_step(Step {
-                token: out.token,
-                text: &out.text,
-                reasoning: &out.reasoning,
-                logprobs: out.logprobs,
-            })
-        } else {
-            true
-        };
-        if let Some(finish) = out.finish {
-            break finish;
-        }
-        if !go_on {
-            decoder.cancel();
-            break FinishReason::Cancelled;
-        }
-        let token = out.token.expect("a sequence that goes on has a new token");
-        let start_pos = session.cache.len();
-        let out = model.forward(&mut [Sequence {
-            tokens: &[token],
-            start_pos,
-            cache: &mut session.cache,
-            logits: LogitsFor::Last,
-        }])?;
-        session.tokens.push(token);
-        logits = row(&out, rt.vocab_size())?;
-    };
-    Ok(Generated {
-        text: decoder.text().to_string(),
-        reasoning: decoder.reasoning().to_string(),
-        reasoning_tokens: decoder.reasoning_tokens(),
-        tokens: decoder.tokens().to_vec(),
-        finish,
-        prompt_tokens: prompt.len(),
-        cached_tokens: cached,
-        prefill_time,
-        decode_time: decode_start.elapsed(),
-    })
-}
-
-/// The single row of a (1, vocab) logits tensor, without the padding rows the tokenizer
-/// has no token for (they can never be sampled).
-pub(crate) fn row(logits: &candor_models::Tensor, vocab: usize) -> Result<Vec<f32>, ModelError> {
-    let mut v = logits.squeeze(0)?.to_vec1::<f32>()?;
-    v.truncate(vocab);
-    Ok(v)
 }

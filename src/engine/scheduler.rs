@@ -17,8 +17,8 @@
 
 use crate::engine::blocks::{block_hash, prefix_hashes, BlockManager, ROOT};
 use crate::engine::decoder::{Decoder, Emitted};
-use crate::engine::generate::{FinishReason, GenerateParams};
 use crate::engine::metrics::Metrics;
+use crate::engine::params::{FinishReason, GenerateParams};
 use crate::engine::{Event, Usage};
 use crate::runtime::Runtime;
 use candor_models::paged::{PagedKvStore, PagedSeqCache};
