@@ -430,9 +430,11 @@ fn common(f: &CommonRequestFields, limits: &Limits) -> Result<Common, Validation
     })
 }
 
+/// The served model, named or left out (llama-server and vLLM serve their one model to
+/// requests without `model`); any other name is a 404.
 fn model(value: &Option<Value>, limits: &Limits) -> Result<(), ValidationError> {
     let Some(name) = string(value, "model")? else {
-        return Err(missing("model"));
+        return Ok(());
     };
     if name == limits.served_model_name {
         return Ok(());
@@ -1043,10 +1045,8 @@ mod tests {
 
     #[test]
     fn model_must_be_the_served_one() {
-        assert_eq!(
-            refused(chat_without("model")),
-            is("model", "missing_required_parameter")
-        );
+        // Left out, it is the served one.
+        assert_eq!(chat_without("model").unwrap(), chat(json!({})).unwrap());
         assert_eq!(
             refused(chat(json!({"model": 5}))),
             is("model", "invalid_type")

@@ -166,6 +166,12 @@ async fn chat_completion_shape_and_usage() {
         u["total_tokens"].as_u64().unwrap(),
         u["prompt_tokens"].as_u64().unwrap() + 8
     );
+    // Without `model` (llama-server and vLLM accept that), the served model answers.
+    let mut body = chat(json!({}));
+    body.as_object_mut().unwrap().remove("model");
+    let (s, v) = post("/v1/chat/completions", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["model"], NAME);
 }
 
 #[tokio::test]
