@@ -29,10 +29,10 @@ pub fn logprob_entry(
         .iter()
         .map(|&(id, l)| {
             let t = generation::token_text(tok, id);
-            json!({"token": t, "logprob": l, "bytes": t.as_bytes()})
+            json!({"token": t, "logprob": openai::wire_logprob(l), "bytes": t.as_bytes()})
         })
         .collect();
-    json!({"token": piece, "logprob": lp.logprob, "bytes": piece.as_bytes(), "top_logprobs": top})
+    json!({"token": piece, "logprob": openai::wire_logprob(lp.logprob), "bytes": piece.as_bytes(), "top_logprobs": top})
 }
 
 pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response {

@@ -33,9 +33,9 @@ fn legacy_logprobs(lps: &[(TokenLogprobs, String)], tok: &Tokenizer, offset0: us
     }
     json!({
         "tokens": lps.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
-        "token_logprobs": lps.iter().map(|(l, _)| l.logprob).collect::<Vec<_>>(),
+        "token_logprobs": lps.iter().map(|(l, _)| openai::wire_logprob(l.logprob)).collect::<Vec<_>>(),
         "top_logprobs": lps.iter().map(|(l, _)| {
-            l.top.iter().map(|&(id, lp)| (generation::token_text(tok, id), json!(lp))).collect::<serde_json::Map<_, _>>()
+            l.top.iter().map(|&(id, lp)| (generation::token_text(tok, id), json!(openai::wire_logprob(lp)))).collect::<serde_json::Map<_, _>>()
         }).collect::<Vec<_>>(),
         "text_offset": offsets,
     })
