@@ -6,11 +6,10 @@
 //! `ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q5_1_q8_1`,
 //! `ggml_vec_dot_q8_0_q8_0` and their
 //! helpers `bytes_from_nibbles_32`, `bytes_from_bits_32`, `hsum_float_8`. One change: a
-//! tile of weight rows is multiplied with a tile of activation rows at once, each pair
-//! with its own accumulator, so that prefill unpacks every weight block once per tile of
-//! activation rows and decode runs several independent accumulation chains. Per pair the
-//! operations and their order are exactly those of one ggml dot product, so a result does
-//! not depend on the tile it was computed in.
+//! weight row is multiplied with a tile of activation rows at once, each pair with its own
+//! accumulator, so that prefill unpacks every weight block once per tile of activation
+//! rows. Per pair the operations and their order are exactly those of one ggml dot
+//! product, so a result does not depend on the tile it was computed in.
 
 use super::blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, WeightBlock, QK};
 use std::arch::x86_64::*;
@@ -108,59 +107,50 @@ fn hsum_f32(x: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
 }
 
-/// `C` weight rows against `R` activation rows: `out[c * R + r] = w[c] · a[r]`. Each pair
-/// has its own accumulator; more pairs mean more independent fused multiply-add chains
-/// (one chain, as in a plain dot product, waits on the FMA latency every block).
+/// One weight row against `R` activation rows: `out[r] = w · a[r]`, each pair with its own
+/// accumulator.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C; every `w[c]` and `a[r]` has the same number
-/// of blocks, and `out` has `C * R` elements.
+/// The CPU must support AVX2, FMA and F16C; `w` and every `a[r]` have the same number of
+/// blocks, and `out` has `R` elements.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_tile<W: Avx2Block, const C: usize, const R: usize>(
-    w: [&[W]; C],
-    a: [&[BlockQ8]; R],
-    out: &mut [f32],
-) {
-    let kb = w[0].len();
-    debug_assert!(w.iter().all(|w| w.len() == kb) && a.iter().all(|a| a.len() == kb));
-    debug_assert_eq!(out.len(), C * R);
+pub unsafe fn dot_tile<W: Avx2Block, const R: usize>(w: &[W], a: [&[BlockQ8]; R], out: &mut [f32]) {
+    let kb = w.len();
+    debug_assert!(a.iter().all(|a| a.len() == kb));
+    debug_assert_eq!(out.len(), R);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); R]; C];
-    let mut summs = [[0f32; R]; C];
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut summs = [0f32; R];
     for b in 0..kb {
-        for c in 0..C {
-            // SAFETY: b < kb == w[c].len(); the caller guarantees the CPU features.
-            let (qx, dw, mw) = unsafe { w[c].get_unchecked(b).unpack() };
-            // For Q5_0's signed values, multiply |x| by y with x's sign (maddubs wants an
-            // unsigned first operand); |x| once per block.
-            let ax = if W::HAS_MIN {
-                qx
-            } else {
-                _mm256_sign_epi8(qx, qx)
-            };
-            for r in 0..R {
-                // SAFETY: b < kb == a[r].len().
-                let ab = unsafe { a[r].get_unchecked(b) };
-                if W::HAS_MIN {
-                    summs[c][r] += mw * ab.s;
-                }
-                // SAFETY: an unaligned 32-byte load from a 32-byte array.
-                let qy = unsafe { _mm256_loadu_si256(ab.qs.as_ptr().cast()) };
-                let qy = if W::HAS_MIN {
-                    qy
-                } else {
-                    _mm256_sign_epi8(qy, qx)
-                };
-                let pairs = _mm256_maddubs_epi16(ax, qy);
-                let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
-                acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), q, acc[c][r]);
+        // SAFETY: b < kb == w.len(); the caller guarantees the CPU features.
+        let (qx, dw, mw) = unsafe { w.get_unchecked(b).unpack() };
+        // For Q5_0's and Q8_0's signed values, multiply |x| by y with x's sign (maddubs
+        // wants an unsigned first operand); |x| once per block.
+        let ax = if W::HAS_MIN {
+            qx
+        } else {
+            _mm256_sign_epi8(qx, qx)
+        };
+        for r in 0..R {
+            // SAFETY: b < kb == a[r].len().
+            let ab = unsafe { a[r].get_unchecked(b) };
+            if W::HAS_MIN {
+                summs[r] += mw * ab.s;
             }
+            // SAFETY: an unaligned 32-byte load from a 32-byte array.
+            let qy = unsafe { _mm256_loadu_si256(ab.qs.as_ptr().cast()) };
+            let qy = if W::HAS_MIN {
+                qy
+            } else {
+                _mm256_sign_epi8(qy, qx)
+            };
+            let pairs = _mm256_maddubs_epi16(ax, qy);
+            let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), q, acc[r]);
         }
     }
-    for c in 0..C {
-        for r in 0..R {
-            out[c * R + r] = hsum_f32(acc[c][r]) + summs[c][r];
-        }
+    for r in 0..R {
+        out[r] = hsum_f32(acc[r]) + summs[r];
     }
 }
 
