@@ -45,8 +45,8 @@ impl Mlp {
             .forward(x)?
             .try_into()
             .expect("two projections");
-        let gate = self.activation.apply(&gate)?;
-        self.down.forward(&(gate * up)?)
+        self.down
+            .forward(&crate::gated::gated(self.activation, &gate, &up)?)
     }
 }
 

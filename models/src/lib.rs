@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod gated;
 pub mod gemma3;
 pub mod kv_cache;
 pub mod layers;
