@@ -6,7 +6,7 @@ use candor::cli::{
 };
 use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
-use candor::engine::{EngineConfig, EngineHandle, Event, Usage};
+use candor::engine::{EngineConfig, EngineError, EngineHandle, Event, Usage};
 use candor::prompt::template::RenderOptions;
 use candor::runtime::{Runtime, RuntimeConfig};
 use candor::{device, inspect, model_source};
@@ -290,9 +290,15 @@ fn run_prompt(
     prompt: Vec<u32>,
     params: &GenerateParams,
 ) -> Result<(String, Usage)> {
-    let mut events = engine
-        .submit(prompt, vec![params.clone()], false)?
-        .remove(0);
+    let tokens = prompt.len();
+    let mut events = match engine.submit(prompt, vec![params.clone()], false) {
+        Ok(mut receivers) => receivers.remove(0),
+        Err(EngineError::TooLarge { capacity, .. }) => bail!(
+            "the prompt has {tokens} tokens but the model's context (or the memory for its KV \
+             cache) holds {capacity}: shorten it"
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let stdout = std::io::stdout();
     let mut answer = String::new();
     while let Some(event) = events.blocking_recv() {
