@@ -128,7 +128,7 @@ fn row(act: Activation, g: &[f32], u: &[f32], out: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use super::{Activation, GELU_CUBIC, SQRT_2_OVER_PI};
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
@@ -141,7 +141,7 @@ mod avx2 {
     /// Cephes' `expf` for 8 lanes; inputs are clamped to where f32 neither overflows nor
     /// goes subnormal.
     #[target_feature(enable = "avx2,fma")]
-    fn exp(x: __m256) -> __m256 {
+    pub(crate) fn exp(x: __m256) -> __m256 {
         let x = _mm256_min_ps(
             _mm256_max_ps(x, _mm256_set1_ps(-87.3)),
             _mm256_set1_ps(88.3),

@@ -319,6 +319,13 @@ impl Kernel<'_> {
         // 1. Scores, scaled and soft-capped as layers::attention does.
         scores.clear();
         for keys in self.runs(self.blocks.k, g, lo, hi) {
+            #[cfg(target_arch = "x86_64")]
+            if FMA && d.is_multiple_of(8) {
+                // SAFETY: FMA is true only in row_avx2, compiled for AVX2 and FMA and
+                // called where the CPU has both.
+                unsafe { vector::scores(q, keys, self.scale, scores) };
+                continue;
+            }
             for k in keys.chunks_exact(d) {
                 scores.push(dot::<FMA>(q, k) * self.scale);
             }
@@ -332,7 +339,13 @@ impl Kernel<'_> {
         // 2. Softmax weights, unnormalised, with the maximum subtracted.
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f32;
-        for s in scores.iter_mut() {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if FMA {
+            // SAFETY: as above.
+            (done, sum) = unsafe { vector::weights(scores, max) };
+        }
+        for s in scores[done..].iter_mut() {
             *s = (*s - max).exp();
             sum += *s;
         }
@@ -393,6 +406,86 @@ impl<'a> Iterator for Runs<'a> {
         let base = (self.kernel.table[b] as usize * kv_heads + self.g) * bs * d;
         self.pos += last - first;
         Some(&self.buf[base + first * d..base + last * d])
+    }
+}
+
+/// AVX2 parts of the row kernel: scores four keys at a time with the query in registers,
+/// and the softmax's exponentials eight at a time.
+#[cfg(target_arch = "x86_64")]
+mod vector {
+    use std::arch::x86_64::*;
+
+    /// Appends `q · k * scale` for every key (rows of `keys`, `q.len()` floats each, a
+    /// multiple of 8) to `scores`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut Vec<f32>) {
+        let d = q.len();
+        let m = keys.len() / d;
+        let lanes = d / 8;
+        let load = |x: &[f32], i: usize| {
+            // SAFETY: callers pass i + 8 <= x.len().
+            unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) }
+        };
+        let scale4 = _mm_set1_ps(scale);
+        let mut j = 0;
+        while j + 4 <= m {
+            let k = &keys[j * d..(j + 4) * d];
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for c in 0..lanes {
+                let qv = load(q, 8 * c);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(qv, load(k, r * d + 8 * c), *a);
+                }
+            }
+            // Four horizontal sums at once: [s0, s1, s2, s3].
+            let s01 = _mm256_hadd_ps(acc[0], acc[1]);
+            let s23 = _mm256_hadd_ps(acc[2], acc[3]);
+            let s = _mm256_hadd_ps(s01, s23);
+            let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+            let mut out = [0f32; 4];
+            // SAFETY: a 4-float store into a 4-float array.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_mul_ps(s, scale4)) };
+            scores.extend_from_slice(&out);
+            j += 4;
+        }
+        for k in keys[j * d..].chunks_exact(d) {
+            let mut acc = _mm256_setzero_ps();
+            for c in 0..lanes {
+                acc = _mm256_fmadd_ps(load(q, 8 * c), load(k, 8 * c), acc);
+            }
+            let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+            let h = _mm_hadd_ps(h, h);
+            let h = _mm_hadd_ps(h, h);
+            scores.push(_mm_cvtss_f32(h) * scale);
+        }
+    }
+
+    /// Replaces the first multiple of 8 scores by `e^(s - max)`; returns how many it did
+    /// and their sum.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weights(scores: &mut [f32], max: f32) -> (usize, f32) {
+        let n = scores.len() / 8 * 8;
+        let m = _mm256_set1_ps(max);
+        let mut sum = _mm256_setzero_ps();
+        for i in (0..n).step_by(8) {
+            // SAFETY: i + 8 <= n <= scores.len().
+            let p = unsafe { scores.as_mut_ptr().add(i) };
+            // SAFETY: as above.
+            let w = crate::gated::avx2::exp(_mm256_sub_ps(unsafe { _mm256_loadu_ps(p) }, m));
+            sum = _mm256_add_ps(sum, w);
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_ps(p, w) };
+        }
+        let h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
+        let h = _mm_hadd_ps(h, h);
+        let h = _mm_hadd_ps(h, h);
+        (n, _mm_cvtss_f32(h))
     }
 }
 
