@@ -127,6 +127,17 @@ fn requests(vocab: u32) -> Vec<(Vec<u32>, usize)> {
         .collect()
 }
 
+/// Eight running sequences, 24-token steps and 4-token blocks: tiny models' prompts span
+/// several steps and blocks.
+fn small_steps() -> EngineConfig {
+    EngineConfig {
+        max_running: 8,
+        max_batch_tokens: 24,
+        block_size: 4,
+        ..Default::default()
+    }
+}
+
 async fn batched_equals_alone(rt: Arc<Runtime>, name: &str, cfg: EngineConfig) {
     let vocab = rt.vocab_size().min(256) as u32;
     let reqs = requests(vocab);
@@ -178,12 +189,7 @@ async fn batched_equals_alone(rt: Arc<Runtime>, name: &str, cfg: EngineConfig) {
 #[tokio::test]
 async fn batched_equals_alone_for_every_family() {
     for family in FAMILIES {
-        let cfg = EngineConfig {
-            max_running: 8,
-            max_batch_tokens: 24,
-            block_size: 4,
-            ..Default::default()
-        };
+        let cfg = small_steps();
         batched_equals_alone(tiny(family), family, cfg).await;
     }
 }
@@ -297,12 +303,7 @@ async fn prompts_reuse_cached_blocks_down_to_the_token() {
     for family in ["llama", "gemma3"] {
         let rt = tiny(family);
         let ctx = rt.context_length();
-        let cfg = EngineConfig {
-            max_running: 8,
-            max_batch_tokens: 24,
-            block_size: 4,
-            ..Default::default()
-        };
+        let cfg = small_steps();
         let warm = EngineHandle::start(rt.clone(), cfg.clone(), ctx);
         let cold = || EngineHandle::start(rt.clone(), cfg.clone(), ctx);
         // 18 prompt tokens: 4 full blocks and 2 tokens of a fifth.
@@ -342,12 +343,7 @@ async fn prompts_reuse_cached_blocks_down_to_the_token() {
 async fn prompts_arriving_together_compute_their_common_start_once() {
     let rt = tiny("qwen3");
     let ctx = rt.context_length();
-    let cfg = EngineConfig {
-        max_running: 8,
-        max_batch_tokens: 24,
-        block_size: 4,
-        ..Default::default()
-    };
+    let cfg = small_steps();
     // Eight prompts opening with the same 22 tokens (a system prompt), then each its own.
     let common: Vec<u32> = (0..22u32).map(|j| (j * 13 + 3) % 256).collect();
     let reqs: Vec<Vec<u32>> = (0..8u32)
