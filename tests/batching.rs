@@ -6,8 +6,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use common::{request, send, wait_until_idle};
+
+use axum::http::StatusCode;
 use candor::api::server::{router, AppState, ServerConfig};
 use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
@@ -401,33 +402,15 @@ fn server(engine: EngineConfig) -> (axum::Router, Arc<AppState>) {
 }
 
 async fn post(app: &axum::Router, body: Value) -> Value {
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v1/chat/completions")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    let (status, bytes) = send(app.clone(), "POST", "/v1/chat/completions", Some(&body)).await;
+    assert_eq!(status, StatusCode::OK);
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 async fn metric(app: &axum::Router, name: &str) -> f64 {
-    let req = Request::builder()
-        .uri("/metrics")
-        .body(Body::empty())
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let text = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let (status, bytes) = send(app.clone(), "GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(bytes).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
@@ -472,12 +455,7 @@ async fn a_cancelled_stream_frees_its_blocks_at_once() {
     let (app, state) = server(EngineConfig::default());
     let body = json!({"model": "smollm2", "temperature": 0, "max_tokens": 500, "ignore_eos": true,
                       "stream": true, "messages": [{"role": "user", "content": "Count to a thousand."}]});
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v1/chat/completions")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
+    let req = request("POST", "/v1/chat/completions", Some(&body));
     let resp = app.clone().oneshot(req).await.unwrap();
     let mut stream = resp.into_body();
     for _ in 0..3 {
@@ -485,14 +463,7 @@ async fn a_cancelled_stream_frees_its_blocks_at_once() {
     }
     assert!(metric(&app, "candor_kv_blocks_used").await > 0.0);
     drop(stream);
-    let engine = &state.loaded().unwrap().engine;
-    for _ in 0..500 {
-        if engine.pending() == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(engine.pending(), 0);
+    wait_until_idle(&state.loaded().unwrap().engine).await;
     // The gauges are published at the start of the engine's next loop: give it one.
     let _ = post(
         &app,

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{request, send, wait_until_idle};
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -45,29 +47,8 @@ fn app() -> Router {
     router(state)
 }
 
-async fn send(app: Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(path);
-    let body = match body {
-        Some(v) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    let resp = app.oneshot(req.body(body).unwrap()).await.unwrap();
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, bytes)
-}
-
 async fn post(path: &str, body: Value) -> (StatusCode, Value) {
-    let (s, b) = send(app(), "POST", path, Some(body)).await;
+    let (s, b) = send(app(), "POST", path, Some(&body)).await;
     (
         s,
         serde_json::from_slice(&b).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&b)})),
@@ -183,7 +164,7 @@ async fn streamed_deltas_join_to_the_non_streamed_answer() {
         .to_string();
     let req =
         chat(json!({"max_tokens": 12, "stream": true, "stream_options": {"include_usage": true}}));
-    let (s, body) = send(app(), "POST", "/v1/chat/completions", Some(req)).await;
+    let (s, body) = send(app(), "POST", "/v1/chat/completions", Some(&req)).await;
     assert_eq!(s, StatusCode::OK);
     let events = sse_data(&body);
     assert_eq!(events.last().unwrap(), "[DONE]");
@@ -356,7 +337,7 @@ async fn request_errors() {
         None,
     );
     let big = json!({"model": NAME, "prompt": "x".repeat(100 * 1024)});
-    let (s, _) = send(app(), "POST", "/v1/completions", Some(big)).await;
+    let (s, _) = send(app(), "POST", "/v1/completions", Some(&big)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
@@ -403,13 +384,10 @@ fn own_app(cfg: ServerConfig) -> (Router, Arc<AppState>) {
 /// few chunks have arrived.
 async fn busy_stream(app: Router, max_tokens: usize) -> Body {
     let req = chat(json!({"max_tokens": max_tokens, "stream": true, "ignore_eos": true}));
-    let request = Request::builder()
-        .method("POST")
-        .uri("/v1/chat/completions")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(req.to_string()))
+    let resp = app
+        .oneshot(request("POST", "/v1/chat/completions", Some(&req)))
+        .await
         .unwrap();
-    let resp = app.oneshot(request).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let mut body = resp.into_body();
     let mut seen = 0;
@@ -430,19 +408,12 @@ async fn a_dropped_stream_frees_the_model_for_the_next_request() {
     drop(body);
     // The next request does not wait for the dropped one's 400 tokens.
     let started = std::time::Instant::now();
-    let (s, b) = send(app, "POST", "/v1/chat/completions", Some(chat(json!({})))).await;
+    let (s, b) = send(app, "POST", "/v1/chat/completions", Some(&chat(json!({})))).await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["usage"]["completion_tokens"], 8);
     // The dropped sequence leaves the batch at the engine's next step.
-    let engine = &state.loaded().unwrap().engine;
-    for _ in 0..500 {
-        if engine.pending() == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(engine.pending(), 0);
+    wait_until_idle(&state.loaded().unwrap().engine).await;
     // Generous bound: 400 tokens of SmolLM2 take far longer than this on any machine
     // where 8 do not.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
@@ -459,12 +430,7 @@ async fn a_full_queue_answers_503_with_retry_after() {
         ..config(None)
     });
     let body = busy_stream(app.clone(), 400).await;
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v1/chat/completions")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(chat(json!({})).to_string()))
-        .unwrap();
+    let req = request("POST", "/v1/chat/completions", Some(&chat(json!({}))));
     let resp = app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(resp.headers().get(header::RETRY_AFTER).is_some());
@@ -493,7 +459,7 @@ async fn the_request_timeout_ends_a_generation() {
         ..config(None)
     });
     let req = chat(json!({"max_tokens": 50, "ignore_eos": true}));
-    let (s, b) = send(app, "POST", "/v1/chat/completions", Some(req)).await;
+    let (s, b) = send(app, "POST", "/v1/chat/completions", Some(&req)).await;
     assert_eq!(s, StatusCode::OK);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["choices"][0]["finish_reason"], "length");

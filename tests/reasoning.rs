@@ -12,8 +12,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use common::send;
+
+use axum::http::StatusCode;
 use axum::Router;
 use candor::api::server::{router, AppState, ServerConfig};
 use candor::output::detokenizer::{Detokenizer, DetokenizerOptions};
@@ -22,10 +23,8 @@ use candor::prompt::template::{template_from_config, ChatTemplate, RenderOptions
 use candor::prompt::tokenizer::Tokenizer;
 use candor::reasoning::{ReasoningConfig, ReasoningFormat};
 use candor::runtime::Runtime;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
-use tower::ServiceExt;
 
 use common::asset;
 
@@ -323,28 +322,8 @@ fn app(dir: &str, reasoning: ReasoningConfig) -> Router {
     router(state)
 }
 
-async fn post_raw(app: Router, path: &str, body: &Value) -> (StatusCode, Vec<u8>) {
-    let req = Request::builder()
-        .method("POST")
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.oneshot(req).await.unwrap();
-    let status = resp.status();
-    (
-        status,
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-}
-
 async fn complete(app: Router, body: &Value) -> Value {
-    let (s, b) = post_raw(app, "/v1/chat/completions", body).await;
+    let (s, b) = send(app, "POST", "/v1/chat/completions", Some(body)).await;
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(s, StatusCode::OK, "{v}");
     v
@@ -355,7 +334,7 @@ async fn stream(app: Router, body: &Value) -> Value {
     let mut body = body.clone();
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let (s, b) = post_raw(app, "/v1/chat/completions", &body).await;
+    let (s, b) = send(app, "POST", "/v1/chat/completions", Some(&body)).await;
     assert_eq!(s, StatusCode::OK);
     let text = String::from_utf8(b).unwrap();
     let (mut reasoning, mut alias, mut content) = (None::<String>, None::<String>, String::new());
@@ -627,7 +606,7 @@ async fn qwen3_thinking_switched_off_by_template_or_effort() {
     let (c2, u2) = both_ways(app.clone(), &none).await;
     assert_eq!(c2["message"], c["message"]);
     assert_eq!(u2["prompt_tokens"], u["prompt_tokens"]);
-    let (_, p) = post_raw(app, "/apply-template", &none).await;
+    let (_, p) = send(app, "POST", "/apply-template", Some(&none)).await;
     let p: Value = serde_json::from_slice(&p).unwrap();
     assert!(
         p["prompt"]
@@ -674,7 +653,7 @@ async fn prior_reasoning_reaches_the_template_under_either_name() {
     let render = |body: Value| {
         let app = app.clone();
         async move {
-            let (s, b) = post_raw(app, "/apply-template", &body).await;
+            let (s, b) = send(app, "POST", "/apply-template", Some(&body)).await;
             assert_eq!(s, StatusCode::OK);
             serde_json::from_slice::<Value>(&b).unwrap()["prompt"]
                 .as_str()
@@ -702,7 +681,7 @@ async fn prior_reasoning_reaches_the_template_under_either_name() {
         {"role": "assistant", "content": "Hello!", "reasoning_content": "Greet back."},
         {"role": "user", "content": "Bye"}
     ]});
-    let (_, p) = post_raw(r1, "/apply-template", &body).await;
+    let (_, p) = send(r1, "POST", "/apply-template", Some(&body)).await;
     let p = serde_json::from_slice::<Value>(&p).unwrap()["prompt"]
         .as_str()
         .unwrap()
@@ -719,7 +698,7 @@ async fn text_completions_leave_the_text_untouched() {
     let app = app(R1, ReasoningConfig::default());
     let body = json!({"model": R1, "prompt": "<think>\n", "max_tokens": 6, "temperature": 0,
                       "ignore_eos": true, "logit_bias": {"151668": 100}});
-    let (s, b) = post_raw(app, "/v1/completions", &body).await;
+    let (s, b) = send(app, "POST", "/v1/completions", Some(&body)).await;
     assert_eq!(s, StatusCode::OK);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["choices"][0]["text"], "</think>".repeat(6));
@@ -747,7 +726,13 @@ async fn reasoning_request_errors_name_the_field() {
             "reasoning_budget_message",
         ),
     ] {
-        let (s, b) = post_raw(app.clone(), "/v1/chat/completions", &req(R1, extra.clone())).await;
+        let (s, b) = send(
+            app.clone(),
+            "POST",
+            "/v1/chat/completions",
+            Some(&req(R1, extra.clone())),
+        )
+        .await;
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(s, StatusCode::BAD_REQUEST, "{extra}: {v}");
         assert_eq!(v["error"]["param"], param, "{v}");

@@ -1,11 +1,18 @@
-//! What the integration tests share: the test assets (scripts/fetch-test-assets.sh) and
-//! the SmolLM2 runtime, loaded once per test binary.
+//! What the integration tests share: the test assets (scripts/fetch-test-assets.sh), the
+//! SmolLM2 runtime (loaded once per test binary), and requests to an in-process router.
 
 #![allow(dead_code)] // each test binary uses its own part
 
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use candor::engine::EngineHandle;
 use candor::runtime::{Runtime, RuntimeConfig};
+use http_body_util::BodyExt;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use tower::ServiceExt;
 
 /// $CANDOR_ASSETS, default ~/.cache/candor/assets.
 pub fn assets() -> PathBuf {
@@ -43,4 +50,46 @@ pub fn smollm2() -> Arc<Runtime> {
     static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
     RT.get_or_init(|| load(asset("SmolLM2-135M-Instruct.Q4_1.gguf")))
         .clone()
+}
+
+/// A request to the router, with a JSON body when there is one.
+pub fn request(method: &str, path: &str, body: Option<&Value>) -> Request<Body> {
+    let req = Request::builder().method(method).uri(path);
+    match body {
+        Some(v) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(v.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap()
+}
+
+/// Sends a request and reads the whole answer.
+pub async fn send(
+    app: Router,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (StatusCode, Vec<u8>) {
+    let resp = app.oneshot(request(method, path, body)).await.unwrap();
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, bytes)
+}
+
+/// Waits (up to 5 s) until the engine has no sequence waiting or running.
+pub async fn wait_until_idle(engine: &EngineHandle) {
+    for _ in 0..500 {
+        if engine.pending() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(engine.pending(), 0);
 }
