@@ -3,8 +3,8 @@
 //! (incremental detokenization, the reasoning splitter, stop strings) and decide whether
 //! the sequence goes on.
 //!
-//! It holds no model state: the single-sequence loop ([`super::generate`]) and the batching
-//! scheduler ([`super::scheduler`]) both drive it after each forward pass.
+//! It holds no model state: the scheduler ([`super::scheduler`]) drives it after each
+//! forward pass, and the events it sends carry the text; the decoder keeps none of it.
 
 use crate::engine::params::{FinishReason, GenerateError, GenerateParams};
 use crate::engine::sampler::{logprobs, Sampler, TokenLogprobs};
@@ -40,8 +40,6 @@ pub struct Decoder {
     budget_spent: bool,
     /// Generated tokens, inserted ones included.
     tokens: Vec<u32>,
-    text: String,
-    reasoning: String,
     finish: Option<FinishReason>,
 }
 
@@ -59,15 +57,9 @@ impl Decoder {
             forced: VecDeque::new(),
             budget_spent: false,
             tokens: Vec::new(),
-            text: String::new(),
-            reasoning: String::new(),
             finish: None,
             params,
         }
-    }
-
-    pub fn params(&self) -> &GenerateParams {
-        &self.params
     }
 
     /// Generated tokens so far.
@@ -75,20 +67,8 @@ impl Decoder {
         &self.tokens
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    pub fn reasoning(&self) -> &str {
-        &self.reasoning
-    }
-
     pub fn reasoning_tokens(&self) -> usize {
         self.splitter.as_ref().map_or(0, |s| s.reasoning_tokens())
-    }
-
-    pub fn finished(&self) -> Option<FinishReason> {
-        self.finish
     }
 
     /// Takes the logits of the sequence's last position; `cached` is the number of tokens
@@ -143,8 +123,6 @@ impl Decoder {
             stopped = scan.stopped;
         }
         out.reasoning = thought;
-        self.text.push_str(&out.text);
-        self.reasoning.push_str(&out.reasoning);
         if stopped {
             // The stop string ends the answer: nothing held back is released.
             self.finish = Some(FinishReason::Stop);
@@ -184,8 +162,6 @@ impl Decoder {
         if !scan.stopped {
             rest.push_str(&self.stops.finish());
         }
-        self.text.push_str(&rest);
-        self.reasoning.push_str(&thought);
         Ok(Emitted {
             token: None,
             text: rest,
