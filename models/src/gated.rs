@@ -118,7 +118,7 @@ impl CustomOp2 for GatedOp {
 fn row(act: Activation, g: &[f32], u: &[f32], out: &mut [f32]) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if crate::paged::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
         done = unsafe { avx2::row(act, g, u, out) };
     }
@@ -131,12 +131,6 @@ fn row(act: Activation, g: &[f32], u: &[f32], out: &mut [f32]) {
 pub(crate) mod avx2 {
     use super::{Activation, GELU_CUBIC, SQRT_2_OVER_PI};
     use std::arch::x86_64::*;
-    use std::sync::OnceLock;
-
-    pub fn available() -> bool {
-        static AVX2: OnceLock<bool> = OnceLock::new();
-        *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-    }
 
     /// Cephes' `expf` for 8 lanes; inputs are clamped to where f32 neither overflows nor
     /// goes subnormal.

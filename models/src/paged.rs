@@ -274,9 +274,10 @@ struct Kernel<'a> {
     avx2: bool,
 }
 
-/// Whether this CPU runs [`Kernel::row_avx2`]. The crate is built for the baseline x86-64
-/// (SSE2), so without this the vectorized loops would be 4 lanes wide and unfused.
-fn has_avx2_fma() -> bool {
+/// Whether this CPU runs [`Kernel::row_avx2`] (and the gated activation's AVX2 path). The
+/// crate is built for the baseline x86-64 (SSE2), so without this the vectorized loops
+/// would be 4 lanes wide and unfused.
+pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         return true;
