@@ -74,7 +74,7 @@ fn main() {
             contiguous.attend(0, &q, &k, &v, &params(0)).unwrap();
         });
         let tp = time(|| {
-            let mut paged = PagedSeqCache::new(store.clone(), table.clone(), 0);
+            let mut paged = PagedSeqCache::new(store.clone(), &table, 0);
             paged.attend(0, &q, &k, &v, &params(0)).unwrap();
         });
         println!(
@@ -92,7 +92,7 @@ fn main() {
             contiguous.attend(0, &q, &k, &v, &params(pos)).unwrap();
         });
         let tp = time(|| {
-            let mut paged = PagedSeqCache::new(store.clone(), table.clone(), pos);
+            let mut paged = PagedSeqCache::new(store.clone(), &table, pos);
             paged.attend(0, &q, &k, &v, &params(pos)).unwrap();
         });
         println!(

@@ -570,20 +570,21 @@ fn axpy<const FMA: bool>(w: f32, x: &[f32], out: &mut [f32]) {
 /// One sequence's view of a shared [`PagedKvStore`]: its block table and how many tokens
 /// it holds. The engine builds one per sequence for each forward pass, all sharing the
 /// store, and lends them to [`crate::Sequence`] as `&mut dyn KvCache`.
-pub struct PagedSeqCache {
+pub struct PagedSeqCache<'t> {
     store: Arc<Mutex<PagedKvStore>>,
     /// Position p lives in block `block_table[p / block_size]`.
-    block_table: Vec<u32>,
+    block_table: &'t [u32],
     /// Tokens stored per layer. A forward pass writes the layers one after another, so
     /// they differ only in the middle of one; between passes they are all equal.
     lens: Vec<usize>,
 }
 
-impl PagedSeqCache {
+impl<'t> PagedSeqCache<'t> {
     /// A view of a sequence whose first `len` tokens are already in the blocks of
     /// `block_table` (a shared prefix, or this sequence's own earlier steps). The table
-    /// must cover every position the coming forward passes write.
-    pub fn new(store: Arc<Mutex<PagedKvStore>>, block_table: Vec<u32>, len: usize) -> Self {
+    /// must cover every position the coming forward passes write; it is borrowed, so the
+    /// engine lends each sequence's table for a pass without copying it.
+    pub fn new(store: Arc<Mutex<PagedKvStore>>, block_table: &'t [u32], len: usize) -> Self {
         // The layer count never changes after construction, so a poisoned lock cannot
         // have left it half-written.
         let layers = store
@@ -595,15 +596,6 @@ impl PagedSeqCache {
             block_table,
             lens: vec![len; layers],
         }
-    }
-
-    pub fn block_table(&self) -> &[u32] {
-        &self.block_table
-    }
-
-    /// Hands back the block table, e.g. to grow it for the next step.
-    pub fn into_block_table(self) -> Vec<u32> {
-        self.block_table
     }
 }
 
@@ -619,7 +611,7 @@ fn cpu_f32(t: &Tensor, what: &str) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_vec1::<f32>()?)
 }
 
-impl KvCache for PagedSeqCache {
+impl KvCache for PagedSeqCache<'_> {
     fn len(&self) -> usize {
         *self.lens.last().expect("a store has at least one layer")
     }
@@ -787,7 +779,7 @@ mod tests {
         )
         .unwrap();
         let store = Arc::new(Mutex::new(store));
-        let mut paged = PagedSeqCache::new(store, case.table.clone(), 0);
+        let mut paged = PagedSeqCache::new(store, &case.table, 0);
         let mut contiguous = ContiguousCache::new(LAYERS);
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let (h, kvh, d) = (case.heads, case.kv_heads, case.head_dim);
@@ -1091,7 +1083,7 @@ mod tests {
         params: AttentionParams,
     ) -> String {
         let store = PagedKvStore::new(1, 2, 4, 4, 3).unwrap();
-        let mut cache = PagedSeqCache::new(Arc::new(Mutex::new(store)), table, len);
+        let mut cache = PagedSeqCache::new(Arc::new(Mutex::new(store)), &table, len);
         let t = |h| Tensor::zeros((h, n, 4), dtype, &Device::Cpu).unwrap();
         cache
             .attend(0, &t(4), &t(2), &t(2), &params)

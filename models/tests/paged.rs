@@ -95,7 +95,7 @@ fn prefill_then_decode_matches_contiguous() {
         let model = load(case);
         let (ids, want) = reference(case);
         let chunks = [8, 1, 1, 1, 1];
-        let mut paged = PagedSeqCache::new(store(&model, 4, 10), vec![5, 2, 9], 0);
+        let mut paged = PagedSeqCache::new(store(&model, 4, 10), &[5, 2, 9], 0);
         let ours = run(&model, &mut paged, &ids, &chunks);
         let mut contiguous = ContiguousCache::new(model.config().num_layers);
         let theirs = run(&model, &mut contiguous, &ids, &chunks);
@@ -122,7 +122,7 @@ fn chunked_prefill_matches_contiguous() {
         let model = load(case);
         let (ids, _) = reference(case);
         let chunks = [5, 3, 2, 1, 1];
-        let mut paged = PagedSeqCache::new(store(&model, 3, 6), vec![4, 1, 5, 0], 0);
+        let mut paged = PagedSeqCache::new(store(&model, 3, 6), &[4, 1, 5, 0], 0);
         let ours = run(&model, &mut paged, &ids, &chunks);
         let theirs = from_scratch(&model, &ids);
         report("chunked prefill", case, max_abs_diff(&ours, &theirs), TOL);
@@ -167,12 +167,15 @@ fn batch_sharing_one_store() {
             (&ids[6..9], &rev[1..2]),
             (&ids[9..10], &rev[2..5]),
         ];
+        // The caches borrow the tables while the contiguous side borrows `seqs` mutably.
+        let tables: Vec<Vec<u32>> = seqs.iter().map(|s| s.table.clone()).collect();
         let mut worst = 0f32;
         for (a, b) in steps {
             let tokens = [a, b];
             let mut paged: Vec<PagedSeqCache> = seqs
                 .iter()
-                .map(|s| PagedSeqCache::new(store.clone(), s.table.clone(), s.len))
+                .zip(&tables)
+                .map(|(s, table)| PagedSeqCache::new(store.clone(), table, s.len))
                 .collect();
             let mut batch: Vec<Sequence> = paged
                 .iter_mut()
@@ -218,17 +221,17 @@ fn shared_prefix_blocks() {
         let model = load(case);
         let (ids, _) = reference(case);
         let store = store(&model, 4, 8);
-        let mut first = PagedSeqCache::new(store.clone(), vec![3, 0, 5], 0);
+        let mut first = PagedSeqCache::new(store.clone(), &[3, 0, 5], 0);
         run(&model, &mut first, &ids, &[12]);
 
-        let mut second = PagedSeqCache::new(store.clone(), vec![3, 0, 7], 8);
+        let mut second = PagedSeqCache::new(store.clone(), &[3, 0, 7], 8);
         let ours = run(&model, &mut second, &OTHER, &[3, 1]);
         let whole = [&ids[..8], &OTHER[..]].concat();
         let theirs = from_scratch(&model, &whole).narrow(0, 8, 4).unwrap();
         report("shared prefix", case, max_abs_diff(&ours, &theirs), TOL);
 
         // The first sequence goes on as if alone.
-        let mut first = PagedSeqCache::new(store.clone(), vec![3, 0, 5, 1], 12);
+        let mut first = PagedSeqCache::new(store.clone(), &[3, 0, 5, 1], 12);
         let next = run(&model, &mut first, &OTHER[..1], &[1]);
         let whole = [&ids[..], &OTHER[..1]].concat();
         let theirs = from_scratch(&model, &whole).narrow(0, 12, 1).unwrap();
@@ -250,11 +253,11 @@ fn copy_on_write_of_a_partial_block() {
         let model = load(case);
         let (ids, _) = reference(case);
         let store = store(&model, 4, 8);
-        let mut first = PagedSeqCache::new(store.clone(), vec![3, 0, 5], 0);
+        let mut first = PagedSeqCache::new(store.clone(), &[3, 0, 5], 0);
         run(&model, &mut first, &ids, &[12]);
 
         store.lock().unwrap().copy_block(0, 6).unwrap();
-        let mut second = PagedSeqCache::new(store.clone(), vec![3, 6, 2], 6);
+        let mut second = PagedSeqCache::new(store.clone(), &[3, 6, 2], 6);
         let ours = run(&model, &mut second, &OTHER, &[2, 1, 1]);
         let whole = [&ids[..6], &OTHER[..]].concat();
         let theirs = from_scratch(&model, &whole).narrow(0, 6, 4).unwrap();
@@ -265,7 +268,7 @@ fn copy_on_write_of_a_partial_block() {
             TOL,
         );
 
-        let mut first = PagedSeqCache::new(store.clone(), vec![3, 0, 5, 1], 12);
+        let mut first = PagedSeqCache::new(store.clone(), &[3, 0, 5, 1], 12);
         let next = run(&model, &mut first, &OTHER[..1], &[1]);
         let whole = [&ids[..], &OTHER[..1]].concat();
         let theirs = from_scratch(&model, &whole).narrow(0, 12, 1).unwrap();

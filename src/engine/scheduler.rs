@@ -674,7 +674,7 @@ impl Scheduler {
                     .iter()
                     .map(|&(i, _)| {
                         let s = &running[i];
-                        PagedSeqCache::new(pool.store.clone(), s.blocks.clone(), s.computed)
+                        PagedSeqCache::new(pool.store.clone(), &s.blocks, s.computed)
                     })
                     .collect(),
                 None => Vec::new(),
