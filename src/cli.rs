@@ -180,7 +180,7 @@ pub struct ServeArgs {
     pub request_timeout: u64,
     /// How responses show a reasoning model's thinking: `separated` (reasoning_content
     /// apart from content), `raw` (left in content, markers included) or `hidden`.
-    #[arg(long, value_enum, default_value_t = ReasoningFormat::Separated)]
+    #[arg(long, default_value_t = ReasoningFormat::Separated, value_parser = reasoning_format_parser())]
     pub reasoning_format: ReasoningFormat,
     /// Default thinking budget in tokens (-1: unlimited); requests may set their own.
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
@@ -199,7 +199,14 @@ pub struct ServeArgs {
 }
 
 fn parse_markers(s: &str) -> Result<(String, String), String> {
-    crate::output::reasoning::Markers::parse_pair(s)
+    crate::reasoning::Markers::parse_pair(s)
+}
+
+/// `--reasoning-format`: the library type parses itself; clap lists its names in --help.
+fn reasoning_format_parser() -> impl clap::builder::TypedValueParser<Value = ReasoningFormat> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ReasoningFormat::NAMES)
+        .map(|s| s.parse().expect("one of ReasoningFormat::NAMES"))
 }
 
 /// A memory amount from the command line.

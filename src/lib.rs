@@ -21,6 +21,7 @@ pub mod device;
 pub mod engine;
 pub mod inspect;
 pub mod model_source;
+pub mod openai;
 pub mod output;
 pub mod prompt;
 pub mod reasoning;

@@ -7,7 +7,7 @@ use candor::cli::{
 use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
 use candor::engine::{EngineConfig, EngineError, EngineHandle, Event, Usage};
-use candor::prompt::template::RenderOptions;
+use candor::prompt::{self, PromptError, PromptInput, PromptRequest};
 use candor::runtime::{Runtime, RuntimeConfig};
 use candor::{device, inspect, model_source};
 use clap::Parser;
@@ -54,7 +54,7 @@ fn dtype_for(
 }
 
 fn run_serve(args: ServeArgs) -> Result<()> {
-    use candor::api::server::{self, AppState, ServerConfig};
+    use candor::api::{router, AppState, ServerConfig};
     let model = model_source::resolve(args.model.as_deref())?;
     let path = model.path;
     let device = device::parse_device(&args.load.device)?;
@@ -137,7 +137,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             loader_state.set_loaded(Arc::new(rt));
             Ok(())
         });
-        let app = server::router(state);
+        let app = router(state);
         let serve = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
@@ -239,18 +239,42 @@ fn params(s: &SamplingArgs) -> GenerateParams {
     }
 }
 
-/// Renders the conversation with the chat template and tokenizes it.
+/// Builds a prompt as the server does (no reasoning split: the CLI prints the thinking
+/// as the model writes it); only the prompt must fit, max_tokens is capped to what does.
+fn build_prompt(rt: &Runtime, input: PromptInput) -> Result<Vec<u32>> {
+    let request = PromptRequest {
+        input,
+        reasoning: None,
+        max_tokens: None,
+        context: rt.context_length(),
+    };
+    match prompt::build(rt, request) {
+        Ok(p) => Ok(p.ids),
+        Err(PromptError::NoTemplate) => bail!(
+            "the model has no chat template: pass --chat-template FILE, or --raw to send the \
+             prompt as it is"
+        ),
+        Err(PromptError::ContextLengthExceeded {
+            prompt_tokens,
+            context,
+            ..
+        }) => bail!(
+            "the prompt has {prompt_tokens} tokens but the model's context holds {context}: \
+             shorten it"
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The conversation as a chat prompt.
 fn chat_prompt(rt: &Runtime, messages: &[Value]) -> Result<Vec<u32>> {
-    let Some(template) = &rt.template else {
-        bail!("the model has no chat template: pass --chat-template FILE, or --raw to send the prompt as it is");
-    };
-    let opts = RenderOptions {
-        add_generation_prompt: true,
-        ..RenderOptions::default()
-    };
-    let text = template.render(messages, &opts)?;
-    // The template writes BOS itself where the model wants it.
-    Ok(rt.tokenizer.encode(&text, false)?)
+    build_prompt(
+        rt,
+        PromptInput::Chat {
+            messages: messages.to_vec(),
+            kwargs: Default::default(),
+        },
+    )
 }
 
 fn print_piece(stdout: &std::io::Stdout, piece: &str) {
@@ -317,7 +341,7 @@ fn run_prompt(
 fn run_generate(args: GenerateArgs) -> Result<()> {
     let rt = load(&args.model)?;
     let prompt = if args.raw {
-        rt.tokenizer.encode(&args.prompt, true)?
+        build_prompt(&rt, PromptInput::Text(args.prompt.clone()))?
     } else {
         let mut messages = Vec::new();
         if let Some(system) = &args.system {

@@ -1,9 +1,9 @@
 //! A model ready to generate: weights, tokenizer, chat template and end-of-turn tokens,
 //! all found from one path on disk.
 
-use crate::output::reasoning::Markers;
 use crate::prompt::template::{self, ChatTemplate, TemplateError, TemplateSource};
 use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
+use crate::reasoning::Markers;
 use candor_models::checkpoint::{Checkpoint, Format, LoadOptions};
 use candor_models::weights::ProgressFn;
 use candor_models::{DType, Device, Model, ModelError};

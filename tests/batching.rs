@@ -9,7 +9,7 @@ mod common;
 use common::{request, send, wait_until_idle};
 
 use axum::http::StatusCode;
-use candor::api::server::{router, AppState, ServerConfig};
+use candor::api::{router, AppState, ServerConfig};
 use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
 use candor::engine::{EngineConfig, EngineHandle, Event, Usage};

@@ -8,7 +8,7 @@ use common::{request, send, wait_until_idle};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use candor::api::server::{router, AppState, ServerConfig};
+use candor::api::{router, AppState, ServerConfig};
 use candor::runtime::Runtime;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};

@@ -16,11 +16,11 @@ use common::send;
 
 use axum::http::StatusCode;
 use axum::Router;
-use candor::api::server::{router, AppState, ServerConfig};
+use candor::api::{router, AppState, ServerConfig};
 use candor::output::detokenizer::{Detokenizer, DetokenizerOptions};
-use candor::output::reasoning::{Markers, Phase, ReasoningSplitter};
 use candor::prompt::template::{template_from_config, ChatTemplate, RenderOptions};
 use candor::prompt::tokenizer::Tokenizer;
+use candor::reasoning::{Markers, Phase, ReasoningSplitter};
 use candor::reasoning::{ReasoningConfig, ReasoningFormat};
 use candor::runtime::Runtime;
 use serde_json::{json, Value};

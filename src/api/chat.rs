@@ -1,13 +1,15 @@
-//! POST /v1/chat/completions: validate, render the chat template, tokenize, then answer
-//! at once or as a stream of `chat.completion.chunk` events.
+//! POST /v1/chat/completions: validate, plan the reasoning, build the prompt, submit,
+//! then answer at once or as a stream of `chat.completion.chunk` events. Also
+//! llama-server's POST /apply-template, the prompt a chat request renders to.
 
-use crate::api::error::ApiError;
-use crate::api::generation::{self, Delta, Envelope, StreamShape};
-use crate::api::openai;
-use crate::api::server::AppState;
-use crate::engine::params::ReasoningParams;
-use crate::output::reasoning::{Markers, Phase};
-use crate::prompt::template::RenderOptions;
+use crate::api::error::{parse_json, ApiError};
+use crate::api::generation::{self, Collected, Envelope, Submission};
+use crate::api::sse::{self, ChunkFormat, Delta, StreamShape};
+use crate::api::state::AppState;
+use crate::engine::sampler::TokenLogprobs;
+use crate::openai::{self, ChatCompletionRequest};
+use crate::prompt::tokenizer::Tokenizer;
+use crate::prompt::{self, PromptInput, PromptRequest};
 use crate::reasoning::ReasoningPlan;
 use crate::runtime::Runtime;
 use crate::validate::{self, Input, Limits, ValidRequest};
@@ -15,25 +17,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
-
-pub fn logprob_entry(
-    lp: &crate::engine::sampler::TokenLogprobs,
-    piece: &str,
-    tok: &crate::prompt::tokenizer::Tokenizer,
-) -> Value {
-    let top: Vec<Value> = lp
-        .top
-        .iter()
-        .map(|&(id, l)| {
-            let t = generation::token_text(tok, id);
-            json!({"token": t, "logprob": openai::wire_logprob(l), "bytes": t.as_bytes()})
-        })
-        .collect();
-    json!({"token": piece, "logprob": openai::wire_logprob(lp.logprob), "bytes": piece.as_bytes(), "top_logprobs": top})
-}
 
 pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     match run(state, body).await {
@@ -42,16 +28,37 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response
     }
 }
 
-/// A validated chat request with everything needed to render its prompt.
+/// POST /apply-template (llama-server): the prompt a chat request renders to, as text.
+pub async fn apply_template(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let result = async {
+        let p = prepare(&state, &body)?;
+        let rendered = tokio::task::spawn_blocking(move || {
+            prompt::render(&p.rt, &p.messages, p.kwargs)
+                .map_err(|e| ApiError::prompt(e, "messages"))
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+        Ok::<_, ApiError>(openai::ApplyTemplateResponse { prompt: rendered })
+    }
+    .await;
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A validated chat request with what its prompt needs.
 struct Prepared {
     valid: ValidRequest,
     rt: Arc<Runtime>,
-    opts: RenderOptions,
+    messages: Vec<Value>,
+    /// Template variables, `enable_thinking` added by the reasoning plan.
+    kwargs: Map<String, Value>,
     plan: ReasoningPlan,
 }
 
 fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
-    let req: crate::api::openai::ChatCompletionRequest = crate::api::error::parse_json(body)?;
+    let req: ChatCompletionRequest = parse_json(body)?;
     let rt = state.loaded()?.runtime.clone();
     let limits = Limits {
         served_model_name: state.config.served_model_name.clone(),
@@ -61,88 +68,64 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
     };
     let valid = validate::validate_chat(&req, &limits)?;
     let Input::Chat {
+        messages,
         chat_template_kwargs,
-        ..
     } = &valid.input
     else {
         unreachable!("validate_chat returns chat input");
     };
+    let (messages, mut kwargs) = (messages.clone(), chat_template_kwargs.clone());
     let Some(template) = &rt.template else {
-        return Err(ApiError::bad_request(
-            "this model has no chat template; start the server with --chat-template FILE, or use /v1/completions",
-            Some("messages"),
+        return Err(ApiError::prompt(
+            prompt::PromptError::NoTemplate,
+            "messages",
         ));
     };
-    let mut kwargs = chat_template_kwargs.clone();
     let plan = state
         .config
         .reasoning
         .plan(&valid.reasoning, Some(template.source()), &mut kwargs);
-    let opts = RenderOptions {
-        add_generation_prompt: true,
-        tools: None,
-        kwargs,
-    };
     Ok(Prepared {
         valid,
         rt,
-        opts,
+        messages,
+        kwargs,
         plan,
     })
 }
 
-impl Prepared {
-    fn messages(&self) -> Vec<Value> {
-        match &self.valid.input {
-            Input::Chat { messages, .. } => messages.clone(),
-            Input::Completion { .. } => unreachable!("validate_chat returns chat input"),
-        }
-    }
-}
-
-/// POST /apply-template (llama-server): the prompt a chat request renders to, as text.
-pub async fn apply_template(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let result = async {
-        let p = prepare(&state, &body)?;
-        let messages = p.messages();
-        tokio::task::spawn_blocking(move || {
-            let template = p.rt.template.as_ref().expect("checked in prepare");
-            template
-                .render(&template.prepare_messages(&messages), &p.opts)
-                .map_err(|e| ApiError::bad_request(format!("chat template: {e}"), Some("messages")))
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-    }
-    .await;
-    match result {
-        Ok(prompt) => Json(json!({ "prompt": prompt })).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
 async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let prepared = prepare(&state, &body)?;
-    let messages = prepared.messages();
     let Prepared {
         valid,
         rt,
-        opts,
+        messages,
+        kwargs,
         plan,
-    } = prepared;
-    let loaded = state.loaded()?;
+    } = prepare(&state, &body)?;
+    let request = PromptRequest {
+        input: PromptInput::Chat { messages, kwargs },
+        reasoning: Some(plan.clone()),
+        max_tokens: valid.max_tokens,
+        context: state.context_length(&rt),
+    };
     // Rendering and tokenizing are CPU work: keep them off the async runtime.
-    let (rt2, plan2) = (rt.clone(), plan.clone());
-    let rendered = tokio::task::spawn_blocking(move || render(&rt2, &messages, &opts, &plan2))
+    let rt2 = rt.clone();
+    let prompt = tokio::task::spawn_blocking(move || prompt::build(&rt2, request))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let (prompt, reasoning) = rendered?;
-    let prompt_len = prompt.len();
-    let separated = reasoning.is_some() && !plan.raw;
-    let show_reasoning = separated && plan.show;
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::prompt(e, "messages"))?;
+    let prompt_tokens = prompt.ids.len();
+    let show_reasoning = prompt.reasoning.is_some() && !plan.raw && plan.show;
     let choices = generation::submit(
-        &state, loaded, &valid, prompt, 0, "messages", reasoning, started,
+        &state,
+        Submission {
+            valid: &valid,
+            prompt,
+            first_index: 0,
+            param: "messages",
+            started,
+        },
     )?;
     let envelope = Envelope::new(
         openai::CHAT_COMPLETION_ID_PREFIX,
@@ -150,8 +133,123 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     );
 
     if valid.stream {
-        let tok = rt.tokenizer.clone();
-        let choice = move |d: Delta| match d {
+        let shape = StreamShape {
+            id: envelope.id.clone(),
+            show_reasoning,
+            include_usage: valid.include_usage,
+            prompt_tokens,
+            started,
+        };
+        let format = ChatChunks {
+            envelope,
+            include_usage: valid.include_usage,
+            tokenizer: rt.tokenizer.clone(),
+        };
+        return Ok(sse::stream(format, shape, rt.tokenizer.clone(), choices));
+    }
+
+    let results = generation::collect(&rt.tokenizer, choices).await?;
+    let usages: Vec<_> = results.iter().map(|r| &r.usage).collect();
+    generation::log_request(&envelope.id, &usages, started);
+    let usage = generation::total_usage(prompt_tokens, &usages);
+    let choices = results
+        .iter()
+        .map(|r| choice(r, valid.logprobs.is_some(), show_reasoning, &rt.tokenizer))
+        .collect();
+    Ok(Json(openai::ChatCompletion {
+        id: envelope.id,
+        object: openai::CHAT_COMPLETION_OBJECT,
+        created: envelope.created,
+        model: envelope.model,
+        system_fingerprint: openai::FINGERPRINT,
+        choices,
+        usage,
+    })
+    .into_response())
+}
+
+/// One finished choice of a non-streamed answer.
+fn choice(
+    r: &Collected,
+    logprobs: bool,
+    show_reasoning: bool,
+    tok: &Tokenizer,
+) -> openai::ChatChoice {
+    openai::ChatChoice {
+        index: r.index,
+        message: openai::ChatMessage {
+            role: openai::ASSISTANT,
+            content: Some(r.text.clone()),
+            refusal: None,
+            reasoning: show_reasoning.then(|| {
+                openai::ReasoningFields::new((!r.reasoning.is_empty()).then(|| r.reasoning.clone()))
+            }),
+        },
+        logprobs: logprobs.then(|| {
+            openai::ChatLogprobs::new(
+                r.logprobs
+                    .iter()
+                    .map(|(l, piece)| token_logprob(l, piece, tok))
+                    .collect(),
+            )
+        }),
+        finish_reason: r.usage.finish.as_str(),
+    }
+}
+
+/// A chosen token's logprob and its alternatives, as the chat API writes them.
+pub fn token_logprob(lp: &TokenLogprobs, piece: &str, tok: &Tokenizer) -> openai::TokenLogprob {
+    let top_logprobs = lp
+        .top
+        .iter()
+        .map(|&(id, l)| {
+            let token = generation::token_text(tok, id);
+            openai::TopLogprob {
+                bytes: token.as_bytes().to_vec(),
+                token,
+                logprob: openai::wire_logprob(l),
+            }
+        })
+        .collect();
+    openai::TokenLogprob {
+        token: piece.to_string(),
+        logprob: openai::wire_logprob(lp.logprob),
+        bytes: piece.as_bytes().to_vec(),
+        top_logprobs,
+    }
+}
+
+/// The chunks of a streamed chat completion.
+struct ChatChunks {
+    envelope: Envelope,
+    include_usage: bool,
+    tokenizer: Arc<Tokenizer>,
+}
+
+impl ChatChunks {
+    fn wrap(
+        &self,
+        choices: Vec<openai::ChunkChoice>,
+        usage: Option<openai::Usage>,
+    ) -> openai::ChatCompletionChunk {
+        openai::ChatCompletionChunk {
+            id: self.envelope.id.clone(),
+            object: openai::CHAT_COMPLETION_CHUNK_OBJECT,
+            created: self.envelope.created,
+            model: self.envelope.model.clone(),
+            system_fingerprint: openai::FINGERPRINT,
+            choices,
+            // With include_usage every chunk has the field: null until the last.
+            usage: self.include_usage.then_some(usage),
+        }
+    }
+}
+
+impl ChunkFormat for ChatChunks {
+    type Chunk = openai::ChatCompletionChunk;
+
+    fn chunk(&mut self, delta: Delta) -> Self::Chunk {
+        let choice = match delta {
             Delta::Text {
                 index,
                 text,
@@ -159,107 +257,33 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
                 logprobs,
                 first,
             } => {
-                let mut delta = Map::new();
-                if first {
-                    delta.insert("role".into(), json!("assistant"));
+                let thought = (!reasoning.is_empty()).then_some(reasoning);
+                openai::ChunkChoice {
+                    index,
+                    delta: openai::ChatDelta {
+                        role: first.then_some(openai::ASSISTANT),
+                        // A delta always says something: content unless it carries thinking.
+                        content: (!text.is_empty() || thought.is_none()).then_some(text),
+                        reasoning_content: thought.clone(),
+                        reasoning: thought,
+                    },
+                    logprobs: logprobs.map(|(l, piece)| {
+                        openai::ChatLogprobs::new(vec![token_logprob(&l, &piece, &self.tokenizer)])
+                    }),
+                    finish_reason: None,
                 }
-                if !reasoning.is_empty() {
-                    delta.insert("reasoning_content".into(), json!(reasoning));
-                    delta.insert("reasoning".into(), json!(reasoning));
-                }
-                if !text.is_empty() || reasoning.is_empty() {
-                    delta.insert("content".into(), json!(text));
-                }
-                let lp = logprobs
-                    .map(|(l, piece)| json!({"content": [logprob_entry(&l, &piece, &tok)]}));
-                json!({"index": index, "delta": delta, "logprobs": lp, "finish_reason": null})
             }
-            Delta::Finish { index, finish } => {
-                json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish.as_str()})
-            }
+            Delta::Finish { index, finish } => openai::ChunkChoice {
+                index,
+                delta: openai::ChatDelta::default(),
+                logprobs: None,
+                finish_reason: Some(finish.as_str()),
+            },
         };
-        let shape = StreamShape {
-            envelope,
-            object: openai::CHAT_COMPLETION_CHUNK_OBJECT,
-            show_reasoning,
-            include_usage: valid.include_usage,
-            prompt_tokens: prompt_len,
-        };
-        return Ok(generation::stream_response(
-            shape,
-            rt.tokenizer.clone(),
-            choices,
-            started,
-            choice,
-        ));
+        self.wrap(vec![choice], None)
     }
 
-    let results = generation::collect(&rt.tokenizer, choices).await?;
-    let usages: Vec<_> = results.iter().map(|r| r.usage.clone()).collect();
-    generation::log_request(&envelope.id, &usages, started);
-    let choices: Vec<Value> = results
-        .iter()
-        .map(|r| {
-            let lp = valid.logprobs.map(|_| {
-                json!({"content": r.logprobs.iter().map(|(l, p)| logprob_entry(l, p, &rt.tokenizer)).collect::<Vec<_>>()})
-            });
-            let mut message = json!({"role": "assistant", "content": r.text});
-            if show_reasoning {
-                let thought = (!r.reasoning.is_empty()).then(|| r.reasoning.clone());
-                message["reasoning_content"] = json!(thought);
-                message["reasoning"] = json!(thought);
-            }
-            json!({"index": r.index, "message": message,
-                   "logprobs": lp, "finish_reason": r.usage.finish.as_str()})
-        })
-        .collect();
-    let usage = generation::total_usage(&results, &[prompt_len]);
-    Ok(Json(envelope.wrap(openai::CHAT_COMPLETION_OBJECT, choices, Some(usage))).into_response())
-}
-
-/// Renders the conversation, tokenizes it, and (for reasoning models) works out where the
-/// prompt leaves the model and the tokens that would close its thinking.
-fn render(
-    rt: &Runtime,
-    messages: &[Value],
-    opts: &RenderOptions,
-    plan: &ReasoningPlan,
-) -> Result<(Vec<u32>, Option<ReasoningParams>), ApiError> {
-    let template = rt.template.as_ref().expect("checked by the caller");
-    let messages = template.prepare_messages(messages);
-    let text = template
-        .render(&messages, opts)
-        .map_err(|e| ApiError::bad_request(format!("chat template: {e}"), Some("messages")))?;
-    let prompt = rt
-        .tokenizer
-        .encode(&text, false)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let Some(markers) = &rt.reasoning_markers else {
-        return Ok((prompt, None));
-    };
-    let encode = |t: &str| {
-        rt.tokenizer
-            .encode(t, false)
-            .map_err(|e| ApiError::internal(e.to_string()))
-    };
-    // The end marker by its id where it has one: the splitter recognises it by id, and
-    // tokenizing its text might not give that id back.
-    let closing = match markers.end_id {
-        Some(end_id) => {
-            let (before, after) = Markers::closing_parts(plan.budget_message.as_deref());
-            let mut ids = encode(&before)?;
-            ids.push(end_id);
-            ids.extend(encode(after)?);
-            ids
-        }
-        None => encode(&markers.closing_text(plan.budget_message.as_deref()))?,
-    };
-    let params = ReasoningParams {
-        markers: markers.clone(),
-        phase: Phase::from_prompt(&text, markers),
-        raw: plan.raw,
-        budget: plan.budget,
-        closing,
-    };
-    Ok((prompt, Some(params)))
+    fn usage_chunk(&self, usage: openai::Usage) -> Self::Chunk {
+        self.wrap(Vec::new(), Some(usage))
+    }
 }

@@ -1,18 +1,21 @@
 //! POST /v1/completions: the legacy text-completion API. The prompt goes to the model as
 //! it is (no chat template); `prompt` may be a list, each answered with `n` choices.
 
-use crate::api::error::ApiError;
-use crate::api::generation::{self, Delta, Envelope, StreamShape};
-use crate::api::openai;
-use crate::api::server::AppState;
+use crate::api::error::{parse_json, ApiError};
+use crate::api::generation::{self, Envelope, Submission};
+use crate::api::sse::{self, ChunkFormat, Delta, StreamShape};
+use crate::api::state::AppState;
 use crate::engine::sampler::TokenLogprobs;
+use crate::openai::{self, CompletionRequest};
 use crate::prompt::tokenizer::Tokenizer;
+use crate::prompt::{self, PromptInput, PromptRequest};
 use crate::validate::{self, Input, Limits};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,76 +26,170 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response
     }
 }
 
-/// The legacy logprobs object: parallel lists over tokens.
-fn legacy_logprobs(lps: &[(TokenLogprobs, String)], tok: &Tokenizer, offset0: usize) -> Value {
-    let mut offset = offset0;
-    let mut offsets = Vec::new();
-    for (_, piece) in lps {
-        offsets.push(offset);
-        offset += piece.len();
+/// The legacy logprobs object over `lps`, the first token starting at `offset` in the
+/// choice's text.
+fn legacy_logprobs(
+    lps: &[(TokenLogprobs, String)],
+    tok: &Tokenizer,
+    offset: usize,
+) -> openai::CompletionLogprobs {
+    let mut out = openai::CompletionLogprobs::default();
+    let mut at = offset;
+    for (l, piece) in lps {
+        out.tokens.push(piece.clone());
+        out.token_logprobs.push(openai::wire_logprob(l.logprob));
+        out.top_logprobs.push(
+            l.top
+                .iter()
+                .map(|&(id, lp)| {
+                    (
+                        generation::token_text(tok, id),
+                        Value::from(openai::wire_logprob(lp)),
+                    )
+                })
+                .collect(),
+        );
+        out.text_offset.push(at);
+        at += piece.len();
     }
-    json!({
-        "tokens": lps.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
-        "token_logprobs": lps.iter().map(|(l, _)| openai::wire_logprob(l.logprob)).collect::<Vec<_>>(),
-        "top_logprobs": lps.iter().map(|(l, _)| {
-            l.top.iter().map(|&(id, lp)| (generation::token_text(tok, id), json!(openai::wire_logprob(lp)))).collect::<serde_json::Map<_, _>>()
-        }).collect::<Vec<_>>(),
-        "text_offset": offsets,
-    })
+    out
 }
 
 async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let req: crate::api::openai::CompletionRequest = crate::api::error::parse_json(&body)?;
-    let loaded = state.loaded()?;
-    let rt = loaded.runtime.clone();
+    let req: CompletionRequest = parse_json(&body)?;
+    let rt = state.loaded()?.runtime.clone();
+    let context = state.context_length(&rt);
     let limits = Limits {
         served_model_name: state.config.served_model_name.clone(),
-        context_length: state.context_length(&rt),
+        context_length: context,
         vocab_size: rt.vocab_size(),
-        default_max_tokens: Some(16),
+        default_max_tokens: Some(validate::DEFAULT_COMPLETION_MAX_TOKENS),
     };
     let valid = validate::validate_completion(&req, &limits)?;
     let Input::Completion { prompts, echo } = &valid.input else {
         unreachable!("validate_completion returns completion input");
     };
     let mut choices = Vec::new();
-    let mut prompt_lens = Vec::new();
-    for (i, p) in prompts.iter().enumerate() {
-        let (tok, text) = (rt.tokenizer.clone(), p.clone());
-        let ids = tokio::task::spawn_blocking(move || tok.encode(&text, true))
+    let mut prompt_tokens = 0;
+    for (i, text) in prompts.iter().enumerate() {
+        let request = PromptRequest {
+            input: PromptInput::Text(text.clone()),
+            reasoning: None,
+            max_tokens: valid.max_tokens,
+            context,
+        };
+        let rt2 = rt.clone();
+        let prompt = tokio::task::spawn_blocking(move || prompt::build(&rt2, request))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        prompt_lens.push(ids.len());
+            .map_err(|e| ApiError::prompt(e, "prompt"))?;
+        prompt_tokens += prompt.ids.len();
         choices.extend(generation::submit(
             &state,
-            loaded,
-            &valid,
-            ids,
-            i * valid.n,
-            "prompt",
-            None,
-            started,
+            Submission {
+                valid: &valid,
+                prompt,
+                first_index: i * valid.n,
+                param: "prompt",
+                started,
+            },
         )?);
     }
     let envelope = Envelope::new(
         openai::COMPLETION_ID_PREFIX,
         &state.config.served_model_name,
     );
-    let echo_prefix = |index: usize| {
-        if *echo {
-            prompts[index / valid.n].clone()
-        } else {
-            String::new()
-        }
-    };
+    // With `echo`, a choice's text starts with its prompt.
+    let echoed: Vec<String> = (0..prompts.len() * valid.n)
+        .map(|index| match echo {
+            true => prompts[index / valid.n].clone(),
+            false => String::new(),
+        })
+        .collect();
 
     if valid.stream {
-        let tok = rt.tokenizer.clone();
-        let prompts2 = prompts.clone();
-        let (echo2, n) = (*echo, valid.n);
-        let choice = move |d: Delta| match d {
+        let shape = StreamShape {
+            id: envelope.id.clone(),
+            show_reasoning: false,
+            include_usage: valid.include_usage,
+            prompt_tokens,
+            started,
+        };
+        let format = CompletionChunks {
+            envelope,
+            include_usage: valid.include_usage,
+            tokenizer: rt.tokenizer.clone(),
+            echoed,
+            offsets: HashMap::new(),
+        };
+        return Ok(sse::stream(format, shape, rt.tokenizer.clone(), choices));
+    }
+
+    let results = generation::collect(&rt.tokenizer, choices).await?;
+    let usages: Vec<_> = results.iter().map(|r| &r.usage).collect();
+    generation::log_request(&envelope.id, &usages, started);
+    let usage = generation::total_usage(prompt_tokens, &usages);
+    let choices = results
+        .iter()
+        .map(|r| {
+            let prefix = &echoed[r.index];
+            openai::CompletionChoice {
+                text: format!("{prefix}{}", r.text),
+                index: r.index,
+                logprobs: valid
+                    .logprobs
+                    .map(|_| legacy_logprobs(&r.logprobs, &rt.tokenizer, prefix.len())),
+                finish_reason: Some(r.usage.finish.as_str()),
+            }
+        })
+        .collect();
+    Ok(Json(openai::Completion {
+        id: envelope.id,
+        object: openai::TEXT_COMPLETION_OBJECT,
+        created: envelope.created,
+        model: envelope.model,
+        system_fingerprint: openai::FINGERPRINT,
+        choices,
+        usage: Some(Some(usage)),
+    })
+    .into_response())
+}
+
+/// The chunks of a streamed text completion.
+struct CompletionChunks {
+    envelope: Envelope,
+    include_usage: bool,
+    tokenizer: Arc<Tokenizer>,
+    /// Each choice's echoed prompt (empty without `echo`), sent before its first token.
+    echoed: Vec<String>,
+    /// Where each choice's next token starts in its text, for `text_offset`.
+    offsets: HashMap<usize, usize>,
+}
+
+impl CompletionChunks {
+    fn wrap(
+        &self,
+        choices: Vec<openai::CompletionChoice>,
+        usage: Option<openai::Usage>,
+    ) -> openai::Completion {
+        openai::Completion {
+            id: self.envelope.id.clone(),
+            object: openai::TEXT_COMPLETION_OBJECT,
+            created: self.envelope.created,
+            model: self.envelope.model.clone(),
+            system_fingerprint: openai::FINGERPRINT,
+            choices,
+            usage: self.include_usage.then_some(usage),
+        }
+    }
+}
+
+impl ChunkFormat for CompletionChunks {
+    type Chunk = openai::Completion;
+
+    fn chunk(&mut self, delta: Delta) -> Self::Chunk {
+        let choice = match delta {
             Delta::Text {
                 index,
                 text,
@@ -100,49 +197,35 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
                 first,
                 ..
             } => {
-                let text = if first && echo2 {
-                    format!("{}{text}", prompts2[index / n])
-                } else {
-                    text
+                let echoed = &self.echoed[index];
+                let text = match first {
+                    true => format!("{echoed}{text}"),
+                    false => text,
                 };
-                let lp = logprobs.map(|l| legacy_logprobs(&[l], &tok, 0));
-                json!({"text": text, "index": index, "logprobs": lp, "finish_reason": null})
+                let offset = self.offsets.entry(index).or_insert(echoed.len());
+                let logprobs = logprobs.map(|l| {
+                    let lp = legacy_logprobs(std::slice::from_ref(&l), &self.tokenizer, *offset);
+                    *offset += l.1.len();
+                    lp
+                });
+                openai::CompletionChoice {
+                    text,
+                    index,
+                    logprobs,
+                    finish_reason: None,
+                }
             }
-            Delta::Finish { index, finish } => {
-                json!({"text": "", "index": index, "logprobs": null, "finish_reason": finish.as_str()})
-            }
+            Delta::Finish { index, finish } => openai::CompletionChoice {
+                text: String::new(),
+                index,
+                logprobs: None,
+                finish_reason: Some(finish.as_str()),
+            },
         };
-        let shape = StreamShape {
-            envelope,
-            object: openai::TEXT_COMPLETION_OBJECT,
-            show_reasoning: false,
-            include_usage: valid.include_usage,
-            prompt_tokens: prompt_lens.iter().sum(),
-        };
-        return Ok(generation::stream_response(
-            shape,
-            rt.tokenizer.clone(),
-            choices,
-            started,
-            choice,
-        ));
+        self.wrap(vec![choice], None)
     }
 
-    let results = generation::collect(&rt.tokenizer, choices).await?;
-    let usages: Vec<_> = results.iter().map(|r| r.usage.clone()).collect();
-    generation::log_request(&envelope.id, &usages, started);
-    let choices: Vec<Value> = results
-        .iter()
-        .map(|r| {
-            let prefix = echo_prefix(r.index);
-            let lp = valid
-                .logprobs
-                .map(|_| legacy_logprobs(&r.logprobs, &rt.tokenizer, prefix.len()));
-            json!({"text": format!("{prefix}{}", r.text), "index": r.index, "logprobs": lp,
-                   "finish_reason": r.usage.finish.as_str()})
-        })
-        .collect();
-    let usage = generation::total_usage(&results, &prompt_lens);
-    let body = envelope.wrap(openai::TEXT_COMPLETION_OBJECT, choices, Some(usage));
-    Ok(Json(body).into_response())
+    fn usage_chunk(&self, usage: openai::Usage) -> Self::Chunk {
+        self.wrap(Vec::new(), Some(usage))
+    }
 }

@@ -7,7 +7,9 @@
 //! answers use it too), `server_error` for 5xx. The official SDKs pick their exception
 //! class (`BadRequestError`, `AuthenticationError`, `NotFoundError`...) from the status.
 
-use crate::api::openai::{ErrorObject, ErrorResponse};
+use crate::engine::EngineError;
+use crate::openai::{ErrorObject, ErrorResponse};
+use crate::prompt::PromptError;
 use crate::validate::ValidationError;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -169,6 +171,34 @@ impl ApiError {
         .with_code("context_length_exceeded")
     }
 
+    /// A prompt that could not be built: a template or context problem of the request
+    /// (400, naming `param`: `messages` or `prompt`), or a tokenizer failure (500).
+    pub fn prompt(e: PromptError, param: &str) -> Self {
+        match e {
+            PromptError::NoTemplate | PromptError::Template(_) => {
+                Self::bad_request(e.to_string(), Some("messages"))
+            }
+            PromptError::Tokenizer(e) => Self::internal(e.to_string()),
+            PromptError::ContextLengthExceeded {
+                prompt_tokens,
+                max_tokens,
+                context,
+            } => Self::context_length_exceeded(param, prompt_tokens, max_tokens, context),
+        }
+    }
+
+    /// What the engine refused when a request was submitted; `param` is the prompt's.
+    pub fn engine(e: EngineError, param: &str) -> Self {
+        match e {
+            EngineError::QueueFull { .. } => Self::overloaded(),
+            EngineError::TooLarge { .. } | EngineError::EmptyPrompt => {
+                Self::bad_request(e.to_string(), Some(param))
+            }
+            EngineError::TooManyChoices { .. } => Self::bad_request(e.to_string(), Some("n")),
+            EngineError::Stopped => Self::internal("the engine has stopped"),
+        }
+    }
+
     /// 500: something failed on the server's side (the engine, a template at run time).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
@@ -283,7 +313,7 @@ fn readable_serde_error(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::openai::ChatCompletionRequest;
+    use crate::openai::ChatCompletionRequest;
     use serde_json::{json, Value};
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
@@ -413,7 +443,7 @@ mod tests {
             assert_eq!(e.status, StatusCode::BAD_REQUEST);
             assert!(e.message.starts_with("We could not parse"), "{}", e.message);
         }
-        let e = parse_json::<crate::api::openai::TokenizeRequest>(b"{\"content\": 5}").unwrap_err();
+        let e = parse_json::<crate::openai::TokenizeRequest>(b"{\"content\": 5}").unwrap_err();
         assert_eq!(
             e.message,
             "The request body is not what this endpoint expects: invalid type: integer `5`, \
@@ -590,5 +620,23 @@ mod tests {
         let e = extract("{}", "text/plain").unwrap();
         assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert!(extract("{}", "application/json").is_none());
+    }
+
+    #[test]
+    fn errors_become_openai_json() {
+        use crate::validate::test_support::chat;
+        let e: ApiError = chat(json!({"temperature": "hot"})).unwrap_err().into();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(
+            serde_json::to_value(e.body()).unwrap(),
+            json!({"error": {
+                "message": "Invalid type for 'temperature': expected a number, but got a string \
+                            instead.",
+                "type": "invalid_request_error", "param": "temperature", "code": "invalid_type"
+            }})
+        );
+        let e: ApiError = chat(json!({"model": "other"})).unwrap_err().into();
+        assert_eq!(e.status.as_u16(), 404);
+        assert_eq!(e.code.as_deref(), Some("model_not_found"));
     }
 }

@@ -1,30 +1,27 @@
-//! What chat and text completions share: turning a validated request into engine
-//! submissions, collecting a non-streamed answer, and streaming SSE chunks.
+//! What chat and text completions share between a built prompt and a response:
+//! submitting a prompt's `n` choices to the engine, waiting for a non-streamed answer,
+//! the usage totals and the log line of a finished request. Streaming is [`super::sse`]'s.
 
 use crate::api::error::ApiError;
-use crate::api::openai;
-use crate::api::server::{AppState, Loaded};
-use crate::engine::params::{FinishReason, GenerateParams, ReasoningParams};
+use crate::api::state::AppState;
+use crate::engine::params::GenerateParams;
 use crate::engine::sampler::TokenLogprobs;
-use crate::engine::{EngineError, Event, Usage};
+use crate::engine::{Event, Usage};
+use crate::openai;
 use crate::prompt::tokenizer::Tokenizer;
+use crate::prompt::Prompt;
 use crate::validate::ValidRequest;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream, StreamExt};
-use serde_json::{json, Value};
-use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// One choice's events, tagged with its index in the response.
-pub struct Choice {
+/// One choice of a response: the events of the sequence that generates it.
+pub struct ChoiceStream {
+    /// Its index in the response's `choices`.
     pub index: usize,
     pub events: UnboundedReceiver<Event>,
 }
 
-/// What a response looks like around its choices: `id`, `created`, `model`.
+/// What every response or chunk starts with: `id`, `created`, `model`.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub id: String,
@@ -32,85 +29,62 @@ pub struct Envelope {
     pub model: String,
 }
 
-/// `system_fingerprint` of every response.
-pub const FINGERPRINT: &str = concat!("candor-", env!("CARGO_PKG_VERSION"));
-
 impl Envelope {
     pub fn new(id_prefix: &str, model: &str) -> Self {
         Self {
             id: openai::new_id(id_prefix),
-            created: crate::api::server::unix_now(),
+            created: openai::unix_now(),
             model: model.to_string(),
         }
     }
-
-    /// A response or chunk with these choices (and usage, when given).
-    pub fn wrap(&self, object: &str, choices: Vec<Value>, usage: Option<Value>) -> Value {
-        let mut v = json!({"id": self.id, "object": object, "created": self.created,
-            "model": self.model, "system_fingerprint": FINGERPRINT,
-            "choices": choices});
-        if let Some(usage) = usage {
-            v["usage"] = usage;
-        }
-        v
-    }
 }
 
-/// Checks the context and queues `n` choices of one prompt.
-#[allow(clippy::too_many_arguments)]
-pub fn submit(
-    state: &AppState,
-    loaded: &Loaded,
-    req: &ValidRequest,
-    prompt: Vec<u32>,
-    first_index: usize,
-    param: &str,
-    reasoning: Option<ReasoningParams>,
-    started: Instant,
-) -> Result<Vec<Choice>, ApiError> {
+/// One prompt of a request, ready to run.
+pub struct Submission<'a> {
+    pub valid: &'a ValidRequest,
+    pub prompt: Prompt,
+    /// Index of the first of its `n` choices in the response.
+    pub first_index: usize,
+    /// The request field the prompt came from (`messages`, `prompt`), for errors.
+    pub param: &'static str,
+    /// When the request arrived: its deadline counts from here.
+    pub started: Instant,
+}
+
+/// Queues the `n` choices of one prompt at once, or none.
+pub fn submit(state: &AppState, s: Submission) -> Result<Vec<ChoiceStream>, ApiError> {
+    let loaded = state.loaded()?;
+    let req = s.valid;
     let context = state.context_length(&loaded.runtime);
-    let wanted = prompt.len() + req.max_tokens.unwrap_or(1);
-    if prompt.len() >= context || wanted > context {
-        return Err(ApiError::context_length_exceeded(
-            param,
-            prompt.len(),
-            req.max_tokens,
-            context,
-        ));
-    }
-    let max_tokens = req.max_tokens.unwrap_or(context - prompt.len());
+    let max_tokens = req
+        .max_tokens
+        .unwrap_or(context.saturating_sub(s.prompt.ids.len()));
+    let deadline = state.config.request_timeout.map(|t| s.started + t);
     let params: Vec<GenerateParams> = (0..req.n)
         .map(|i| {
             let mut sampling = req.sampling.clone();
             // Independent choices: each its own stream of random numbers.
-            sampling.seed = sampling.seed.map(|s| s.wrapping_add(i as u64));
+            sampling.seed = sampling.seed.map(|seed| seed.wrapping_add(i as u64));
             GenerateParams {
                 sampling,
                 max_tokens,
                 stop: req.stop.clone(),
                 ignore_eos: req.ignore_eos,
                 logprobs: req.logprobs,
-                reasoning: reasoning.clone(),
-                deadline: state.config.request_timeout.map(|t| started + t),
+                reasoning: s.prompt.reasoning.clone(),
+                deadline,
             }
         })
         .collect();
     let receivers = loaded
         .engine
-        .submit(prompt, params, req.max_tokens.is_some())
-        .map_err(|e| match e {
-            EngineError::QueueFull { .. } => ApiError::overloaded(),
-            EngineError::TooLarge { .. } | EngineError::EmptyPrompt => {
-                ApiError::bad_request(e.to_string(), Some(param))
-            }
-            EngineError::TooManyChoices { .. } => ApiError::bad_request(e.to_string(), Some("n")),
-            EngineError::Stopped => ApiError::internal("the engine has stopped"),
-        })?;
+        .submit(s.prompt.ids, params, req.max_tokens.is_some())
+        .map_err(|e| ApiError::engine(e, s.param))?;
     Ok(receivers
         .into_iter()
         .enumerate()
-        .map(|(i, events)| Choice {
-            index: first_index + i,
+        .map(|(i, events)| ChoiceStream {
+            index: s.first_index + i,
             events,
         })
         .collect())
@@ -121,6 +95,7 @@ pub struct Collected {
     pub index: usize,
     pub text: String,
     pub reasoning: String,
+    /// Each generated token's logprobs with the token's text.
     pub logprobs: Vec<(TokenLogprobs, String)>,
     pub usage: Usage,
 }
@@ -128,7 +103,7 @@ pub struct Collected {
 /// Waits for every choice to finish.
 pub async fn collect(
     tokenizer: &Tokenizer,
-    choices: Vec<Choice>,
+    choices: Vec<ChoiceStream>,
 ) -> Result<Vec<Collected>, ApiError> {
     let mut out = Vec::with_capacity(choices.len());
     for mut choice in choices {
@@ -166,41 +141,32 @@ pub async fn collect(
     Ok(out)
 }
 
+/// The text of one token, as logprobs show it.
 pub fn token_text(tokenizer: &Tokenizer, id: u32) -> String {
     tokenizer.decode(&[id], false).unwrap_or_default()
 }
 
-/// OpenAI's usage object over all choices (the prompt counted once per prompt).
-pub fn usage_json(prompt_tokens: usize, cached: usize, usages: &[&Usage]) -> Value {
+/// OpenAI's usage over all choices: `prompt_tokens` counts each prompt once, cached
+/// tokens are the first choice's (the others reuse its prompt).
+pub fn total_usage(prompt_tokens: usize, usages: &[&Usage]) -> openai::Usage {
     let completion: usize = usages.iter().map(|u| u.completion_tokens).sum();
     let reasoning: usize = usages.iter().map(|u| u.reasoning_tokens).sum();
-    json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion,
-        "total_tokens": prompt_tokens + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-        "completion_tokens_details": {"reasoning_tokens": reasoning},
-    })
-}
-
-/// A piece of a streamed choice, for the endpoint to shape into its chunk type.
-pub enum Delta {
-    Text {
-        index: usize,
-        text: String,
-        /// Thinking text (empty unless the sequence separates it and it is shown).
-        reasoning: String,
-        logprobs: Option<(TokenLogprobs, String)>,
-        first: bool,
-    },
-    Finish {
-        index: usize,
-        finish: FinishReason,
-    },
+    let cached = usages.first().map_or(0, |u| u.cached_tokens);
+    openai::Usage {
+        prompt_tokens,
+        completion_tokens: completion,
+        total_tokens: prompt_tokens + completion,
+        prompt_tokens_details: openai::PromptTokensDetails {
+            cached_tokens: cached,
+        },
+        completion_tokens_details: openai::CompletionTokensDetails {
+            reasoning_tokens: reasoning,
+        },
+    }
 }
 
 /// Logs one line per finished request.
-pub fn log_request(id: &str, usage: &[Usage], started: Instant) {
+pub fn log_request(id: &str, usage: &[&Usage], started: Instant) {
     let prompt: usize = usage.iter().map(|u| u.prompt_tokens).sum();
     let completion: usize = usage.iter().map(|u| u.completion_tokens).sum();
     let reasoning: usize = usage.iter().map(|u| u.reasoning_tokens).sum();
@@ -228,156 +194,4 @@ pub fn log_request(id: &str, usage: &[Usage], started: Instant) {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request done"
     );
-}
-
-/// How a stream is shaped.
-pub struct StreamShape {
-    pub envelope: Envelope,
-    /// `object` of each chunk.
-    pub object: &'static str,
-    /// Send the thinking (else it is dropped; it still counts in usage).
-    pub show_reasoning: bool,
-    /// A last chunk with `choices: []` and `usage`.
-    pub include_usage: bool,
-    /// Prompt tokens of the request (each prompt counted once).
-    pub prompt_tokens: usize,
-}
-
-/// Streams the choices as SSE: `choice` maps each delta to one choice object of a chunk;
-/// the usage chunk follows when asked for, then `[DONE]`.
-pub fn stream_response(
-    shape: StreamShape,
-    tokenizer: Arc<Tokenizer>,
-    choices: Vec<Choice>,
-    started: Instant,
-    choice: impl Fn(Delta) -> Value + Send + 'static,
-) -> Response {
-    let streams = choices.into_iter().map(|c| {
-        let index = c.index;
-        stream::unfold((c.events, true), move |(mut rx, first)| async move {
-            let ev = rx.recv().await?;
-            Some(((index, first, ev), (rx, false)))
-        })
-        .boxed()
-    });
-    let merged = stream::select_all(streams);
-    let body = async_events(shape, tokenizer, merged, started, choice);
-    Sse::new(body)
-        .keep_alive(KeepAlive::default())
-        .into_response()
-        .with_no_buffering()
-}
-
-fn async_events(
-    shape: StreamShape,
-    tokenizer: Arc<Tokenizer>,
-    mut merged: impl Stream<Item = (usize, bool, Event)> + Unpin + Send + 'static,
-    started: Instant,
-    choice: impl Fn(Delta) -> Value + Send + 'static,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
-    let envelope = shape.envelope.clone();
-    let (object, show_reasoning, include_usage, prompt_tokens) = (
-        shape.object,
-        shape.show_reasoning,
-        shape.include_usage,
-        shape.prompt_tokens,
-    );
-    let chunk = move |d: Delta| shape.envelope.wrap(object, vec![choice(d)], None);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
-    tokio::spawn(async move {
-        let mut usages = Vec::new();
-        let mut first_text = std::collections::HashSet::new();
-        while let Some((index, _, ev)) = merged.next().await {
-            let event = match ev {
-                Event::Token {
-                    text,
-                    mut reasoning,
-                    logprobs,
-                    ..
-                } => {
-                    let lp = logprobs.map(|l| {
-                        let piece = token_text(&tokenizer, l.token);
-                        (l, piece)
-                    });
-                    if !show_reasoning {
-                        reasoning.clear();
-                    }
-                    if text.is_empty() && reasoning.is_empty() && lp.is_none() {
-                        continue;
-                    }
-                    let first = first_text.insert(index);
-                    chunk(Delta::Text {
-                        index,
-                        text,
-                        reasoning,
-                        logprobs: lp,
-                        first,
-                    })
-                }
-                Event::Done(usage) => {
-                    let v = chunk(Delta::Finish {
-                        index,
-                        finish: usage.finish,
-                    });
-                    usages.push((index, usage));
-                    v
-                }
-                Event::Error(e) => serde_json::to_value(ApiError::internal(e).body())
-                    .expect("an error body serializes"),
-            };
-            if tx
-                .send(SseEvent::default().data(event.to_string()))
-                .is_err()
-            {
-                // The client went away: dropping `merged` cancels every choice.
-                return;
-            }
-        }
-        usages.sort_by_key(|(i, _)| *i);
-        let usages: Vec<Usage> = usages.into_iter().map(|(_, u)| u).collect();
-        if include_usage {
-            // As the non-streamed total: cached tokens of the first choice.
-            let cached = usages.first().map_or(0, |u| u.cached_tokens);
-            let usage = usage_json(prompt_tokens, cached, &usages.iter().collect::<Vec<_>>());
-            let last = envelope.wrap(object, Vec::new(), Some(usage));
-            let _ = tx.send(SseEvent::default().data(last.to_string()));
-        }
-        let _ = tx.send(SseEvent::default().data("[DONE]"));
-        log_request(&envelope.id, &usages, started);
-    });
-    tokio_stream_from(rx)
-}
-
-fn tokio_stream_from(
-    rx: tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
-    stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
-}
-
-trait NoBuffering {
-    fn with_no_buffering(self) -> Response;
-}
-
-impl NoBuffering for Response {
-    /// Tells reverse proxies (nginx) not to hold back the stream.
-    fn with_no_buffering(mut self) -> Response {
-        let h = self.headers_mut();
-        h.insert("x-accel-buffering", "no".parse().expect("valid header"));
-        h.insert(
-            axum::http::header::CACHE_CONTROL,
-            "no-cache".parse().expect("valid header"),
-        );
-        self
-    }
-}
-
-/// Turns a collected result list into usage counts (prompt counted once per prompt).
-pub fn total_usage(results: &[Collected], prompts: &[usize]) -> Value {
-    let prompt: usize = prompts.iter().sum();
-    let cached = results.first().map_or(0, |r| r.usage.cached_tokens);
-    let usages: Vec<&Usage> = results.iter().map(|r| &r.usage).collect();
-    usage_json(prompt, cached, &usages)
 }

@@ -1,14 +1,19 @@
-//! The HTTP API: OpenAI-compatible wire types ([`openai`]), the one error type every
-//! handler answers with ([`error`]), the router and shared state ([`server`]), and the
-//! endpoints: [`chat`], [`completions`], [`models`] (with /tokenize and /detokenize).
-//! [`generation`] holds what chat and text completions share (engine submissions,
-//! collecting answers, SSE streams). Checking a request's values is left to
-//! [`crate::validate`].
+//! The HTTP API. [`router`] holds the routes and middleware, [`state`] what every
+//! handler shares, [`error`] the one error every handler answers with (including the
+//! mapping of validation, prompt and engine errors). Each endpoint has its file:
+//! [`chat`], [`completions`], [`models`] (with /tokenize and /detokenize). Between a built
+//! prompt and a response, [`generation`] submits choices and collects answers and [`sse`]
+//! frames streams. The wire types are [`crate::openai`]'s; checking a request's values is
+//! [`crate::validate`]'s, building its prompt [`crate::prompt`]'s.
 
 pub mod chat;
 pub mod completions;
 pub mod error;
 pub mod generation;
 pub mod models;
-pub mod openai;
-pub mod server;
+pub mod router;
+pub mod sse;
+pub mod state;
+
+pub use router::router;
+pub use state::{AppState, Loaded, ServerConfig};

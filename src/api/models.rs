@@ -1,21 +1,30 @@
 //! GET /v1/models, GET /v1/models/{id}, and llama-server's POST /tokenize and /detokenize.
 
 use crate::api::error::ApiError;
-use crate::api::openai;
-use crate::api::server::AppState;
+use crate::api::state::AppState;
+use crate::openai;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
-fn model_object(state: &AppState) -> Value {
-    json!({"id": state.config.served_model_name, "object": openai::MODEL_OBJECT, "created": state.started, "owned_by": "candor"})
+fn model_object(state: &AppState) -> openai::Model {
+    openai::Model {
+        id: state.config.served_model_name.clone(),
+        object: openai::MODEL_OBJECT,
+        created: state.started,
+        owned_by: "candor",
+    }
 }
 
 pub async fn list(State(state): State<Arc<AppState>>) -> Response {
-    Json(json!({"object": openai::LIST_OBJECT, "data": [model_object(&state)]})).into_response()
+    Json(openai::ModelList {
+        object: openai::LIST_OBJECT,
+        data: vec![model_object(&state)],
+    })
+    .into_response()
 }
 
 pub async fn get_one(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
@@ -38,7 +47,7 @@ fn parse(body: &Bytes) -> Result<Value, ApiError> {
 }
 
 pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let run = || -> Result<Value, ApiError> {
+    let run = || -> Result<openai::TokenizeResponse, ApiError> {
         let v = parse(&body)?;
         let rt = &state.loaded()?.runtime;
         let content = v
@@ -63,15 +72,19 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
             .tokenizer
             .encode(content, add_special)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        if with_pieces {
-            let pieces: Vec<Value> = ids
-                .iter()
-                .map(|&id| json!({"id": id, "piece": rt.tokenizer.decode(&[id], false).unwrap_or_default()}))
-                .collect();
-            Ok(json!({"tokens": pieces}))
+        let tokens = if with_pieces {
+            openai::Tokens::WithPieces(
+                ids.iter()
+                    .map(|&id| openai::TokenPiece {
+                        id,
+                        piece: rt.tokenizer.decode(&[id], false).unwrap_or_default(),
+                    })
+                    .collect(),
+            )
         } else {
-            Ok(json!({"tokens": ids}))
-        }
+            openai::Tokens::Ids(ids)
+        };
+        Ok(openai::TokenizeResponse { tokens })
     };
     match run() {
         Ok(v) => Json(v).into_response(),
@@ -80,7 +93,7 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
 }
 
 pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let run = || -> Result<Value, ApiError> {
+    let run = || -> Result<openai::DetokenizeResponse, ApiError> {
         let v = parse(&body)?;
         let rt = &state.loaded()?.runtime;
         let vocab = rt.vocab_size() as u64;
@@ -101,7 +114,7 @@ pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Resp
             .tokenizer
             .decode(&ids, false)
             .map_err(|e| ApiError::bad_request(e.to_string(), Some("tokens")))?;
-        Ok(json!({"content": content}))
+        Ok(openai::DetokenizeResponse { content })
     };
     match run() {
         Ok(v) => Json(v).into_response(),

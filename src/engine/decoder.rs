@@ -9,8 +9,8 @@
 use crate::engine::params::{FinishReason, GenerateError, GenerateParams};
 use crate::engine::sampler::{logprobs, Sampler, TokenLogprobs};
 use crate::output::detokenizer::{Detokenizer, DetokenizerOptions};
-use crate::output::reasoning::{Phase, ReasoningSplitter};
 use crate::output::stop::StopStrings;
+use crate::reasoning::{Phase, ReasoningSplitter};
 use crate::runtime::Runtime;
 use std::collections::VecDeque;
 use std::time::Instant;

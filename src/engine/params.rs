@@ -2,10 +2,9 @@
 //! can end; the engine's [`crate::engine::decoder::Decoder`] carries it out step by step.
 
 use crate::engine::sampler::SamplingParams;
-use crate::output::reasoning::{Markers, Phase};
 use crate::prompt::tokenizer::TokenizerError;
+use crate::reasoning::ReasoningParams;
 use candor_models::ModelError;
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +65,4 @@ impl GenerateParams {
             deadline: None,
         }
     }
-}
-
-/// How a sequence's thinking is followed and bounded.
-#[derive(Debug, Clone)]
-pub struct ReasoningParams {
-    pub markers: Arc<Markers>,
-    /// Where the rendered prompt leaves the model.
-    pub phase: Phase,
-    /// Leave markers and thinking in the answer text (`--reasoning-format raw`).
-    pub raw: bool,
-    /// Model-generated thinking tokens allowed; then `closing` is inserted.
-    pub budget: Option<usize>,
-    /// Token ids that end the block when the budget is spent (lead-in and end marker).
-    pub closing: Vec<u32>,
 }

@@ -1,5 +1,5 @@
-//! Turning generated token ids back into text: incremental detokenization and stop strings.
+//! Turning generated token ids back into text: incremental detokenization and stop
+//! strings. Separating the thinking from the answer is [`crate::reasoning`]'s.
 
 pub mod detokenizer;
-pub mod reasoning;
 pub mod stop;

@@ -1,4 +1,5 @@
-//! OpenAI's wire names and the request types of `/v1/chat/completions` and
+//! The wire vocabulary of the OpenAI-compatible API, below both `api` and `validate`:
+//! OpenAI's names and the request types of `/v1/chat/completions` and
 //! `/v1/completions`, the error body, and llama-server's `/tokenize` and `/detokenize`.
 //!
 //! Requests keep every field as an optional raw [`Value`]: a value of the wrong type (say
@@ -6,8 +7,9 @@
 //! do, so [`crate::validate`] checks types, ranges and defaults. serde only rejects a body
 //! that is not JSON or not an object. Unknown fields are ignored, as OpenAI does.
 //!
-//! Responses are built where they are answered (`chat`, `completions`, `models`,
-//! `generation`), with OpenAI's field names and the object names and ids defined here.
+//! Responses are typed structs with OpenAI's field names (checked against OpenAI's own
+//! OpenAPI schemas by the HTTP tests); candor's extensions (`reasoning_content`,
+//! `reasoning`) sit beside them. The endpoints in `api/` fill them in.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,6 +41,13 @@ pub fn wire_logprob(x: f32) -> f32 {
     } else {
         MIN_LOGPROB
     }
+}
+
+/// Seconds since the Unix epoch, for `created`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A fresh response id: `prefix`, a dash and 29 random letters and digits, like
@@ -169,6 +178,244 @@ pub struct CompletionRequest {
     pub suffix: Option<Value>,
     /// Integer: only `n` itself is supported.
     pub best_of: Option<Value>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------
+
+/// `system_fingerprint` of every response.
+pub const FINGERPRINT: &str = concat!("candor-", env!("CARGO_PKG_VERSION"));
+
+/// `role` of every message candor writes.
+pub const ASSISTANT: &str = "assistant";
+
+/// Token counts of a response (`usage`), the prompt counted once per prompt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+    pub prompt_tokens_details: PromptTokensDetails,
+    pub completion_tokens_details: CompletionTokensDetails,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens found in the prefix cache.
+    pub cached_tokens: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompletionTokensDetails {
+    /// Completion tokens the model spent thinking.
+    pub reasoning_tokens: usize,
+}
+
+/// The thinking beside a message or delta (candor's extension, under both names the
+/// peers use: DeepSeek's and vLLM's `reasoning_content`, OpenRouter's `reasoning`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReasoningFields {
+    pub reasoning_content: Option<String>,
+    pub reasoning: Option<String>,
+}
+
+impl ReasoningFields {
+    /// The same text under both names (`None`: null, the model did not think).
+    pub fn new(thought: Option<String>) -> Self {
+        Self {
+            reasoning_content: thought.clone(),
+            reasoning: thought,
+        }
+    }
+}
+
+/// A non-streamed `chat.completion`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatCompletion {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub system_fingerprint: &'static str,
+    pub choices: Vec<ChatChoice>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatChoice {
+    pub index: usize,
+    pub message: ChatMessage,
+    pub logprobs: Option<ChatLogprobs>,
+    pub finish_reason: &'static str,
+}
+
+/// The assistant's message of a choice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatMessage {
+    pub role: &'static str,
+    pub content: Option<String>,
+    /// Always null: candor's models do not refuse through a separate channel.
+    pub refusal: Option<String>,
+    /// Present when the server shows the thinking (`--reasoning-format separated`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<ReasoningFields>,
+}
+
+/// `logprobs` of a chat choice: one entry per generated token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatLogprobs {
+    pub content: Option<Vec<TokenLogprob>>,
+    /// Always null (no refusals).
+    pub refusal: Option<Vec<TokenLogprob>>,
+}
+
+impl ChatLogprobs {
+    pub fn new(content: Vec<TokenLogprob>) -> Self {
+        Self {
+            content: Some(content),
+            refusal: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+}
+
+/// One streamed `chat.completion.chunk`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatCompletionChunk {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub system_fingerprint: &'static str,
+    pub choices: Vec<ChunkChoice>,
+    /// Absent unless `stream_options.include_usage`; then null in every chunk but the
+    /// last, which has no choices and the totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Option<Usage>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChunkChoice {
+    pub index: usize,
+    pub delta: ChatDelta,
+    pub logprobs: Option<ChatLogprobs>,
+    pub finish_reason: Option<&'static str>,
+}
+
+/// What a chunk adds to a choice's message; empty in the chunk that finishes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChatDelta {
+    /// `assistant` in a choice's first chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+}
+
+/// A `text_completion`: the whole answer, or one streamed chunk of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Completion {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub system_fingerprint: &'static str,
+    pub choices: Vec<CompletionChoice>,
+    /// Always there when not streamed; in a stream as in [`ChatCompletionChunk::usage`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Option<Usage>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompletionChoice {
+    pub text: String,
+    pub index: usize,
+    pub logprobs: Option<CompletionLogprobs>,
+    /// Null in the chunks of a stream before the choice ends.
+    pub finish_reason: Option<&'static str>,
+}
+
+/// The legacy logprobs object: lists in parallel over the tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CompletionLogprobs {
+    pub tokens: Vec<String>,
+    pub token_logprobs: Vec<f32>,
+    /// Alternatives of each token: text to log-probability.
+    pub top_logprobs: Vec<serde_json::Map<String, Value>>,
+    /// Where each token starts in the choice's text.
+    pub text_offset: Vec<usize>,
+}
+
+/// `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<Model>,
+}
+
+/// One served model (`GET /v1/models/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Model {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: &'static str,
+}
+
+/// `GET /health` once the model is loaded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// `POST /apply-template`: the rendered prompt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyTemplateResponse {
+    pub prompt: String,
+}
+
+/// `POST /tokenize`: ids, or ids with their text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenizeResponse {
+    pub tokens: Tokens,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Tokens {
+    Ids(Vec<u32>),
+    WithPieces(Vec<TokenPiece>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenPiece {
+    pub id: u32,
+    pub piece: String,
+}
+
+/// `POST /detokenize`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetokenizeResponse {
+    pub content: String,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,15 +3,15 @@
 //! `reasoning_effort` to a budget (`--reasoning-effort-budgets`), and per request the
 //! plan that combines them with the request's own fields.
 //!
-//! The splitting itself is in [`crate::output::reasoning`]; the budget is enforced by the
-//! engine ([`crate::engine::params::ReasoningParams`]).
+//! The splitting itself is in [`super::splitter`]; the budget is enforced by the engine
+//! through [`super::ReasoningParams`].
 
 use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
 
 /// What responses show of the thinking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReasoningFormat {
     /// `reasoning_content` (and `reasoning`) apart from `content`.
     #[default]
@@ -20,6 +20,37 @@ pub enum ReasoningFormat {
     Raw,
     /// Thinking dropped from responses (still counted in usage).
     Hidden,
+}
+
+impl ReasoningFormat {
+    /// The names `--reasoning-format` takes.
+    pub const NAMES: [&'static str; 3] = ["separated", "raw", "hidden"];
+}
+
+impl FromStr for ReasoningFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "separated" => Ok(ReasoningFormat::Separated),
+            "raw" => Ok(ReasoningFormat::Raw),
+            "hidden" => Ok(ReasoningFormat::Hidden),
+            _ => Err(format!(
+                "unknown reasoning format `{s}` (one of {})",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ReasoningFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReasoningFormat::Separated => "separated",
+            ReasoningFormat::Raw => "raw",
+            ReasoningFormat::Hidden => "hidden",
+        })
+    }
 }
 
 /// `reasoning_effort` values, OpenAI's names.
@@ -31,6 +62,9 @@ pub enum Effort {
     Medium,
     High,
     Xhigh,
+    /// The most there is: the top of the table, `xhigh`'s budget (OpenAI's spec and vLLM
+    /// accept `max`).
+    Max,
 }
 
 impl Effort {
@@ -44,12 +78,17 @@ impl Effort {
             "medium" => Effort::Medium,
             "high" => Effort::High,
             "xhigh" => Effort::Xhigh,
+            "max" => Effort::Max,
             _ => return None,
         })
     }
 
+    /// The entry of [`EffortBudgets`] that holds this effort's budget.
     fn index(self) -> usize {
-        self as usize
+        match self {
+            Effort::Max => Effort::Xhigh as usize,
+            e => e as usize,
+        }
     }
 }
 
@@ -199,6 +238,8 @@ mod tests {
         assert_eq!(t.get(Effort::Low), Some(10));
         assert_eq!(t.get(Effort::Medium), Some(4096));
         assert_eq!(t.get(Effort::Xhigh), None);
+        let t: EffortBudgets = "xhigh=9".parse().unwrap();
+        assert_eq!(t.get(Effort::Max), Some(9), "max is the top of the table");
         assert_eq!(
             EffortBudgets::default().to_string(),
             "none=0,minimal=256,low=1024,medium=4096,high=16384,xhigh=-1"
@@ -206,6 +247,14 @@ mod tests {
         assert!("huge=1".parse::<EffortBudgets>().is_err());
         assert!("low=-2".parse::<EffortBudgets>().is_err());
         assert!("low".parse::<EffortBudgets>().is_err());
+    }
+
+    #[test]
+    fn formats_parse_and_print() {
+        for name in ReasoningFormat::NAMES {
+            assert_eq!(name.parse::<ReasoningFormat>().unwrap().to_string(), name);
+        }
+        assert!("visible".parse::<ReasoningFormat>().is_err());
     }
 
     #[test]

@@ -1,0 +1,141 @@
+//! [`build`]: from what a request asks for to the token ids the engine runs. Messages are
+//! rendered with the model's chat template (text prompts go as they are), tokenized,
+//! checked against the context, and, for a reasoning model, followed to the point where
+//! the prompt leaves the model (inside a thinking block, after one, or undecided) with
+//! the tokens that would close its thinking when a budget runs out.
+//!
+//! The server and the CLI both build their prompts here. This is CPU work: the server
+//! calls it off the async runtime.
+
+use crate::prompt::template::{RenderOptions, TemplateError};
+use crate::prompt::tokenizer::TokenizerError;
+use crate::reasoning::{Markers, Phase, ReasoningParams, ReasoningPlan};
+use crate::runtime::Runtime;
+use serde_json::{Map, Value};
+
+/// What the prompt is made of.
+#[derive(Debug, Clone)]
+pub enum PromptInput {
+    /// Chat messages for the template, and extra template variables (`enable_thinking`).
+    Chat {
+        messages: Vec<Value>,
+        kwargs: Map<String, Value>,
+    },
+    /// Text sent as it is, with the model's BOS where it wants one.
+    Text(String),
+}
+
+/// One prompt to build.
+#[derive(Debug, Clone)]
+pub struct PromptRequest {
+    pub input: PromptInput,
+    /// Follow the thinking (chat with a reasoning model): how to show and bound it.
+    /// `None` leaves the thinking in the text, as generated.
+    pub reasoning: Option<ReasoningPlan>,
+    /// The completion tokens asked for; with them the prompt must fit the context.
+    /// `None`: only the prompt must fit, leaving room for one token.
+    pub max_tokens: Option<usize>,
+    /// Tokens a prompt plus its completion may use.
+    pub context: usize,
+}
+
+/// A prompt ready for the engine.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub ids: Vec<u32>,
+    /// Set when the model thinks and the request follows it.
+    pub reasoning: Option<ReasoningParams>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error(
+        "this model has no chat template; start the server with --chat-template FILE, or use \
+         /v1/completions"
+    )]
+    NoTemplate,
+    #[error("chat template: {0}")]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(
+        "the prompt has {prompt_tokens} tokens{} but the context holds {context}",
+        max_tokens.map(|m| format!(" and the completion asks for {m}")).unwrap_or_default()
+    )]
+    ContextLengthExceeded {
+        prompt_tokens: usize,
+        max_tokens: Option<usize>,
+        context: usize,
+    },
+}
+
+/// The text a conversation renders to (what `POST /apply-template` shows).
+pub fn render(
+    rt: &Runtime,
+    messages: &[Value],
+    kwargs: Map<String, Value>,
+) -> Result<String, PromptError> {
+    let template = rt.template.as_ref().ok_or(PromptError::NoTemplate)?;
+    let opts = RenderOptions {
+        add_generation_prompt: true,
+        tools: None,
+        kwargs,
+    };
+    Ok(template.render(&template.prepare_messages(messages), &opts)?)
+}
+
+/// Renders, tokenizes and checks one prompt.
+pub fn build(rt: &Runtime, req: PromptRequest) -> Result<Prompt, PromptError> {
+    let (text, ids) = match req.input {
+        PromptInput::Chat { messages, kwargs } => {
+            let text = render(rt, &messages, kwargs)?;
+            // The template writes BOS itself where the model wants it.
+            let ids = rt.tokenizer.encode(&text, false)?;
+            (Some(text), ids)
+        }
+        PromptInput::Text(text) => (None, rt.tokenizer.encode(&text, true)?),
+    };
+    let wanted = ids.len() + req.max_tokens.unwrap_or(1);
+    if ids.len() >= req.context || wanted > req.context {
+        return Err(PromptError::ContextLengthExceeded {
+            prompt_tokens: ids.len(),
+            max_tokens: req.max_tokens,
+            context: req.context,
+        });
+    }
+    let reasoning = match (&text, &req.reasoning, &rt.reasoning_markers) {
+        (Some(text), Some(plan), Some(markers)) => Some(reasoning_params(rt, text, plan, markers)?),
+        _ => None,
+    };
+    Ok(Prompt { ids, reasoning })
+}
+
+/// Where the rendered prompt leaves the model, and the tokens that would close its
+/// thinking.
+fn reasoning_params(
+    rt: &Runtime,
+    text: &str,
+    plan: &ReasoningPlan,
+    markers: &std::sync::Arc<Markers>,
+) -> Result<ReasoningParams, PromptError> {
+    let encode = |t: &str| rt.tokenizer.encode(t, false);
+    // The end marker by its id where it has one: the splitter recognises it by id, and
+    // tokenizing its text might not give that id back.
+    let closing = match markers.end_id {
+        Some(end_id) => {
+            let (before, after) = Markers::closing_parts(plan.budget_message.as_deref());
+            let mut ids = encode(&before)?;
+            ids.push(end_id);
+            ids.extend(encode(after)?);
+            ids
+        }
+        None => encode(&markers.closing_text(plan.budget_message.as_deref()))?,
+    };
+    Ok(ReasoningParams {
+        markers: markers.clone(),
+        phase: Phase::from_prompt(text, markers),
+        raw: plan.raw,
+        budget: plan.budget,
+        closing,
+    })
+}
