@@ -71,7 +71,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             kv_cache_bytes: args.kv_cache_memory.map(|m| match m {
                 candor::cli::Memory::Bytes(b) => b,
                 candor::cli::Memory::Fraction(f) => {
-                    (candor::engine::scheduler::available_memory().unwrap_or(0) as f64 * f) as usize
+                    (candor::engine::runner::available_memory().unwrap_or(0) as f64 * f) as usize
                 }
             }),
         },

@@ -1,58 +1,64 @@
-//! The engine thread: the only place that touches the model and its KV cache.
+//! The engine: one thread, the only place that touches the model and its KV cache.
 //!
-//! Requests reach it through [`EngineHandle::submit`] and wait in a bounded first-come,
-//! first-served queue; the [`scheduler`] runs them in one continuously batched forward
-//! pass per step over a paged KV cache with prefix reuse. Each sequence gets a channel of
-//! [`Event`]s; when the receiver is dropped (a client disconnected) the sequence leaves the
-//! batch before the next step and its blocks are freed.
+//! Requests reach it through [`EngineHandle::submit`] (here: the queue bound and the
+//! checks a request can fail at once) and wait in a bounded first-come, first-served
+//! queue. On the thread, [`worker`] loops: the [`scheduler`] (pure bookkeeping, unit
+//! tested) decides each continuously batched step over the KV blocks and prefix cache of
+//! [`blocks`]; the [`runner`] executes it on the model; each sequence's
+//! [`output_processor`] samples ([`sampler`]) and turns tokens into text. A
+//! [`sequence`] reports through a channel of [`Event`]s; when the receiver is dropped (a
+//! client disconnected) it leaves the batch before the next step and its blocks are
+//! freed. [`params`] says what a sequence is asked to do, [`metrics`] what /metrics shows.
 
 pub mod blocks;
-pub mod decoder;
 pub mod metrics;
+pub mod output_processor;
 pub mod params;
+pub mod runner;
 pub mod sampler;
 pub mod scheduler;
+pub mod sequence;
+pub mod worker;
 
 use crate::runtime::Runtime;
 use metrics::Metrics;
-use params::{FinishReason, GenerateParams};
-use sampler::TokenLogprobs;
-pub use scheduler::EngineConfig;
-use scheduler::{Job, Scheduler};
+use params::GenerateParams;
+use runner::Runner;
+use scheduler::Scheduler;
+use sequence::SequenceRequest;
+pub use sequence::{Event, Usage};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use worker::Worker;
 
-/// What a running sequence reports.
+/// Engine limits (server flags).
 #[derive(Debug, Clone)]
-pub enum Event {
-    /// One generated token (or, with `token: None`, text released at the end).
-    Token {
-        token: Option<u32>,
-        /// Answer text.
-        text: String,
-        /// Thinking text (only for sequences with reasoning params).
-        reasoning: String,
-        logprobs: Option<TokenLogprobs>,
-    },
-    Done(Usage),
-    /// The sequence failed; it is over.
-    Error(String),
+pub struct EngineConfig {
+    /// Sequences waiting beyond the running ones; more get 503.
+    pub max_queue: usize,
+    /// Sequences in the running batch.
+    pub max_running: usize,
+    /// Tokens one forward pass may process (decodes count one each).
+    pub max_batch_tokens: usize,
+    /// Tokens per KV block.
+    pub block_size: usize,
+    /// Bytes of KV cache; None: sized from the context and `max_running`, capped by a
+    /// quarter of the available memory.
+    pub kv_cache_bytes: Option<usize>,
 }
 
-/// Counts and timings of a finished sequence.
-#[derive(Debug, Clone)]
-pub struct Usage {
-    pub finish: FinishReason,
-    pub prompt_tokens: usize,
-    pub cached_tokens: usize,
-    pub completion_tokens: usize,
-    /// Of the completion tokens, those the model spent thinking.
-    pub reasoning_tokens: usize,
-    /// From submission to the first token, queueing included.
-    pub time_to_first_token: Duration,
-    pub decode_tokens_per_s: f64,
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_queue: 64,
+            max_running: 16,
+            max_batch_tokens: 512,
+            block_size: 16,
+            kv_cache_bytes: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,7 +81,7 @@ pub enum EngineError {
 /// A cheap, cloneable way to reach the engine thread.
 #[derive(Clone)]
 pub struct EngineHandle {
-    jobs: mpsc::Sender<Job>,
+    requests: mpsc::Sender<SequenceRequest>,
     /// Sequences submitted and not finished (running included).
     pending: Arc<AtomicUsize>,
     max_pending: usize,
@@ -89,18 +95,36 @@ pub struct EngineHandle {
 impl EngineHandle {
     /// Starts the engine thread; `context` is the most tokens a sequence may use.
     pub fn start(runtime: Arc<Runtime>, cfg: EngineConfig, context: usize) -> Self {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<SequenceRequest>();
         let pending = Arc::new(AtomicUsize::new(0));
         let metrics = Arc::new(Metrics::default());
         let (max_queue, max_running) = (cfg.max_queue, cfg.max_running);
-        let scheduler = Scheduler::new(runtime, cfg, context, pending.clone(), metrics.clone());
-        let capacity = scheduler.capacity_tokens();
+        let (runner, blocks) = Runner::new(runtime.clone(), &cfg, context);
+        if let Some(b) = &blocks {
+            metrics
+                .kv_blocks_total
+                .store(b.num_blocks() as u64, Ordering::Relaxed);
+        }
+        let limits = scheduler::Limits {
+            max_running: cfg.max_running,
+            max_batch_tokens: cfg.max_batch_tokens,
+        };
+        let scheduler = Scheduler::new(limits, blocks);
+        let capacity = scheduler.capacity_tokens(context);
+        let worker = Worker {
+            rt: runtime,
+            scheduler,
+            runner,
+            pending: pending.clone(),
+            metrics: metrics.clone(),
+            context,
+        };
         std::thread::Builder::new()
             .name("candor-engine".into())
-            .spawn(move || scheduler.run(rx))
+            .spawn(move || worker.run(rx))
             .expect("spawning the engine thread");
         Self {
-            jobs: tx,
+            requests: tx,
             pending,
             max_pending: max_queue + max_running,
             max_running,
@@ -157,19 +181,19 @@ impl EngineHandle {
                 limit: self.max_pending - self.max_running,
             });
         }
-        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let mut receivers = Vec::with_capacity(count);
         for mut params in params {
             let (events, rx) = unbounded_channel();
             params.max_tokens = params.max_tokens.min(self.capacity - prompt.len());
-            let job = Job {
+            let request = SequenceRequest {
                 prompt: prompt.clone(),
                 params,
                 events,
                 submitted: Instant::now(),
-                request,
+                request: request_id,
             };
-            if self.jobs.send(job).is_err() {
+            if self.requests.send(request).is_err() {
                 let unsent = count - receivers.len();
                 self.pending.fetch_sub(unsent, Ordering::AcqRel);
                 return Err(EngineError::Stopped);

@@ -1,5 +1,6 @@
 //! What a sequence is asked to do (sampling, limits, stop strings, reasoning) and how it
-//! can end; the engine's [`crate::engine::decoder::Decoder`] carries it out step by step.
+//! can end; the engine's [`crate::engine::output_processor::OutputProcessor`] carries it
+//! out step by step.
 
 use crate::engine::sampler::SamplingParams;
 use crate::prompt::tokenizer::TokenizerError;

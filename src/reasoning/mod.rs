@@ -5,7 +5,7 @@
 //!   answer as a sequence is generated.
 //!
 //! [`ReasoningParams`] is what a sequence carries into the engine; the engine's
-//! per-sequence output ([`crate::engine::decoder`]) runs the splitter and closes the
+//! per-sequence output ([`crate::engine::output_processor`]) runs the splitter and closes the
 //! thinking when its budget is spent. Rendering the prompt that starts it is
 //! [`crate::prompt`]'s.
 

@@ -3,8 +3,8 @@
 //! (incremental detokenization, the reasoning splitter, stop strings) and decide whether
 //! the sequence goes on.
 //!
-//! It holds no model state: the scheduler ([`super::scheduler`]) drives it after each
-//! forward pass, and the events it sends carry the text; the decoder keeps none of it.
+//! It holds no model state: the engine thread ([`super::worker`]) drives it after each
+//! forward pass, and the events it sends carry the text; the processor keeps none of it.
 
 use crate::engine::params::{FinishReason, GenerateError, GenerateParams};
 use crate::engine::sampler::{logprobs, Sampler, TokenLogprobs};
@@ -15,7 +15,7 @@ use crate::runtime::Runtime;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// What one call to [`Decoder::step`] produced.
+/// What one call to [`OutputProcessor::step`] produced.
 #[derive(Debug, Clone, Default)]
 pub struct Emitted {
     /// The token appended to the sequence; None when the step ended it without one
@@ -30,7 +30,7 @@ pub struct Emitted {
     pub finish: Option<FinishReason>,
 }
 
-pub struct Decoder {
+pub struct OutputProcessor {
     params: GenerateParams,
     sampler: Sampler,
     detok: Detokenizer,
@@ -43,7 +43,7 @@ pub struct Decoder {
     finish: Option<FinishReason>,
 }
 
-impl Decoder {
+impl OutputProcessor {
     pub fn new(rt: &Runtime, prompt: &[u32], params: GenerateParams) -> Self {
         let splitter = params
             .reasoning
