@@ -118,7 +118,7 @@ impl CustomOp2 for GatedOp {
 fn row(act: Activation, g: &[f32], u: &[f32], out: &mut [f32]) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if crate::paged::has_avx2_fma() {
+    if crate::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
         done = unsafe { avx2::row(act, g, u, out) };
     }
@@ -128,45 +128,10 @@ fn row(act: Activation, g: &[f32], u: &[f32], out: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2 {
+mod avx2 {
     use super::{Activation, GELU_CUBIC, SQRT_2_OVER_PI};
+    use crate::cpu::avx2::exp;
     use std::arch::x86_64::*;
-
-    /// Cephes' `expf` for 8 lanes; inputs are clamped to where f32 neither overflows nor
-    /// goes subnormal.
-    #[target_feature(enable = "avx2,fma")]
-    pub(crate) fn exp(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(-87.3)),
-            _mm256_set1_ps(88.3),
-        );
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-        let mut p = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [
-            1.398_199_9e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            1.666_666_5e-1,
-            0.5,
-        ] {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-        }
-        let p = _mm256_fmadd_ps(
-            p,
-            _mm256_mul_ps(r, r),
-            _mm256_add_ps(r, _mm256_set1_ps(1.0)),
-        );
-        // 2^n through the exponent bits.
-        let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n),
-            _mm256_set1_epi32(127),
-        ));
-        _mm256_mul_ps(p, _mm256_castsi256_ps(pow2))
-    }
 
     /// The whole 8-lane part of the row; returns how many elements it wrote.
     ///

@@ -2,9 +2,9 @@
 //! q/k norms, embeddings scaled by sqrt(hidden), GELU-tanh, and interleaved local
 //! (sliding-window, own rope base) and global attention layers.
 
-use crate::checkpoint::GgufMeta;
 use crate::config::{Activation, Arch, HfConfig, ModelConfig, RopeConfig};
 use crate::error::{ModelError, Result};
+use crate::gguf::GgufMeta;
 
 /// transformers' default: every sixth layer is global.
 const DEFAULT_PATTERN: usize = 6;

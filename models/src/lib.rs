@@ -15,9 +15,11 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod gated;
 pub mod gemma3;
+pub mod gguf;
 pub mod kv_cache;
 pub mod layers;
 pub mod llama;

@@ -1,9 +1,9 @@
 //! `llama`: Llama 2 / 3.x (Llama 3 rope scaling), SmolLM2, DeepSeek-R1-Distill-Llama.
 //! The plainest member of the family; the others are described relative to it.
 
-use crate::checkpoint::GgufMeta;
 use crate::config::{Arch, HfConfig, ModelConfig};
 use crate::error::Result;
+use crate::gguf::GgufMeta;
 
 pub fn from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     hf.base(Arch::Llama)

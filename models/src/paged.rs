@@ -179,7 +179,14 @@ pub fn paged_attention(
     block_table: &[u32],
     params: &AttentionParams,
 ) -> Vec<f32> {
-    attention_with(q, heads, blocks, block_table, params, has_avx2_fma())
+    attention_with(
+        q,
+        heads,
+        blocks,
+        block_table,
+        params,
+        crate::cpu::has_avx2_fma(),
+    )
 }
 
 /// [`paged_attention`], with AVX2 on or off (tests run both).
@@ -272,17 +279,6 @@ struct Kernel<'a> {
     /// The CPU has AVX2 and FMA (checked at run time): rows run in [`Kernel::row_avx2`].
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     avx2: bool,
-}
-
-/// Whether this CPU runs [`Kernel::row_avx2`] (and the gated activation's AVX2 path). The
-/// crate is built for the baseline x86-64 (SSE2), so without this the vectorized loops
-/// would be 4 lanes wide and unfused.
-pub(crate) fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        return true;
-    }
-    false
 }
 
 impl Kernel<'_> {
@@ -513,7 +509,7 @@ mod vector {
             // SAFETY: i + 8 <= n <= scores.len().
             let p = unsafe { scores.as_mut_ptr().add(i) };
             // SAFETY: as above.
-            let w = crate::gated::avx2::exp(_mm256_sub_ps(unsafe { _mm256_loadu_ps(p) }, m));
+            let w = crate::cpu::avx2::exp(_mm256_sub_ps(unsafe { _mm256_loadu_ps(p) }, m));
             sum = _mm256_add_ps(sum, w);
             // SAFETY: as above.
             unsafe { _mm256_storeu_ps(p, w) };
@@ -959,7 +955,7 @@ mod tests {
     /// of 8 and of 32).
     #[test]
     fn kernel_against_naive_attention() {
-        let variants: &[bool] = if has_avx2_fma() {
+        let variants: &[bool] = if crate::cpu::has_avx2_fma() {
             &[false, true]
         } else {
             &[false]

@@ -49,10 +49,7 @@ impl Isa {
     /// The fastest this CPU supports.
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-        {
+        if crate::cpu::has_avx2_fma_f16c() {
             return Isa::Avx2;
         }
         Isa::Scalar
