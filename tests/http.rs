@@ -499,3 +499,78 @@ async fn content_parts_and_null_content_reach_a_string_template() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+#[tokio::test]
+async fn include_usage_puts_usage_null_in_every_chunk_but_the_last() {
+    for (path, body) in [
+        ("/v1/chat/completions", chat(json!({"max_tokens": 4}))),
+        (
+            "/v1/completions",
+            json!({"model": NAME, "prompt": "1, 2, 3,", "max_tokens": 4, "temperature": 0}),
+        ),
+    ] {
+        let mut body = body;
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let (s, bytes) = send(app(), "POST", path, Some(&body)).await;
+        assert_eq!(s, StatusCode::OK);
+        let events = sse_data(&bytes);
+        let chunks: Vec<Value> = events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let (last, before) = chunks.split_last().unwrap();
+        assert!(!before.is_empty());
+        for c in before {
+            assert_eq!(c.get("usage"), Some(&Value::Null), "{path}: {c}");
+        }
+        assert_eq!(last["usage"]["completion_tokens"], 4, "{path}: {last}");
+        // Without include_usage the field is left out.
+        body["stream_options"] = json!({"include_usage": false});
+        let (_, bytes) = send(app(), "POST", path, Some(&body)).await;
+        let first: Value = serde_json::from_str(&sse_data(&bytes)[0]).unwrap();
+        assert!(first.get("usage").is_none(), "{path}: {first}");
+    }
+}
+
+#[tokio::test]
+async fn streamed_text_offsets_equal_the_non_streamed_ones() {
+    let body = json!({"model": NAME, "prompt": "The capital of France is", "max_tokens": 5,
+                      "temperature": 0, "echo": true, "logprobs": 1});
+    let (_, whole) = post("/v1/completions", body.clone()).await;
+    let want = whole["choices"][0]["logprobs"]["text_offset"].clone();
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let (_, bytes) = send(app(), "POST", "/v1/completions", Some(&streamed)).await;
+    let mut offsets = Vec::new();
+    for e in sse_data(&bytes).iter().filter(|e| *e != "[DONE]") {
+        let c: Value = serde_json::from_str(e).unwrap();
+        if let Some(lp) = c["choices"][0]["logprobs"].get("text_offset") {
+            offsets.extend(lp.as_array().unwrap().iter().cloned());
+        }
+    }
+    assert_eq!(Value::Array(offsets), want);
+}
+
+#[tokio::test]
+async fn messages_carry_a_null_refusal_as_openai_sends() {
+    let (_, v) = post("/v1/chat/completions", chat(json!({"logprobs": true}))).await;
+    let choice = &v["choices"][0];
+    assert_eq!(choice["message"].get("refusal"), Some(&Value::Null), "{v}");
+    assert_eq!(choice["logprobs"].get("refusal"), Some(&Value::Null), "{v}");
+}
+
+#[test]
+fn the_schema_check_refuses_what_openai_would_not_send() {
+    use common::openai_schema::assert_matches;
+    let mut v = json!({"id": "chatcmpl-x", "object": "chat.completion", "created": 1,
+        "model": NAME, "choices": [{"index": 0, "logprobs": null, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "hi", "refusal": null}}]});
+    assert_matches("CreateChatCompletionResponse", &v);
+    v["choices"][0]["message"]
+        .as_object_mut()
+        .unwrap()
+        .remove("refusal");
+    let refused = std::panic::catch_unwind(|| assert_matches("CreateChatCompletionResponse", &v));
+    assert!(refused.is_err(), "a message without refusal must not pass");
+}

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod openai_schema;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -64,7 +66,8 @@ pub fn request(method: &str, path: &str, body: Option<&Value>) -> Request<Body> 
     .unwrap()
 }
 
-/// Sends a request and reads the whole answer.
+/// Sends a request and reads the whole answer, which must match OpenAI's schema for the
+/// endpoint where it has one ([`openai_schema::check`]).
 pub async fn send(
     app: Router,
     method: &str,
@@ -80,6 +83,7 @@ pub async fn send(
         .unwrap()
         .to_bytes()
         .to_vec();
+    openai_schema::check(method, path, status.as_u16(), &bytes);
     (status, bytes)
 }
 

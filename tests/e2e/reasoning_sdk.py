@@ -127,11 +127,19 @@ def _():
 @check("R1: an unknown reasoning_effort is a BadRequestError naming the field")
 def _():
     try:
-        r1.chat.completions.create(model=R1, messages=MSGS, extra_body={"reasoning_effort": "max"})
+        r1.chat.completions.create(model=R1, messages=MSGS, extra_body={"reasoning_effort": "huge"})
     except openai.BadRequestError as e:
         assert e.body["param"] == "reasoning_effort", e.body
     else:
         raise AssertionError("no error")
+
+
+@check("R1: reasoning_effort max (OpenAI's spec, vLLM) is the top of the effort table")
+def _():
+    r = r1.chat.completions.create(
+        model=R1, messages=MSGS, max_tokens=8, extra_body={"reasoning_effort": "max"}
+    )
+    assert r.choices[0].finish_reason in ("stop", "length"), r
 
 
 @check("Qwen3: no thinking unless the model opens a block")

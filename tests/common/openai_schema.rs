@@ -1,0 +1,105 @@
+//! Checks response bodies against OpenAI's own schemas: an extract of its OpenAPI
+//! specification (tests/fixtures/openai/, made by scripts/extract-openai-schemas.py).
+//! [`super::send`] runs every answer of the HTTP tests through [`check`].
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+fn bundle() -> &'static Value {
+    static BUNDLE: OnceLock<Value> = OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/openai/schemas.json"
+        );
+        let text = std::fs::read_to_string(path).expect("tests/fixtures/openai/schemas.json");
+        let mut bundle: Value = serde_json::from_str(&text).expect("the schema bundle is JSON");
+        // The spec has no schema for a streamed text completion: OpenAI streams
+        // CreateCompletionResponse objects whose finish_reason is null until a choice ends
+        // and whose usage is null until the last chunk (with include_usage). Derived here,
+        // with exactly those two fields relaxed.
+        let defs = bundle["$defs"].as_object_mut().expect("$defs");
+        let mut chunk = defs["CreateCompletionResponse"].clone();
+        let finish = &mut chunk["properties"]["choices"]["items"]["properties"]["finish_reason"];
+        finish["type"] = json!(["string", "null"]);
+        finish["enum"]
+            .as_array_mut()
+            .expect("an enum")
+            .push(Value::Null);
+        let usage = chunk["properties"]["usage"].take();
+        chunk["properties"]["usage"] = json!({"anyOf": [usage, {"type": "null"}]});
+        defs.insert("CompletionStreamChunk".into(), chunk);
+        bundle
+    })
+}
+
+/// Panics, naming what is wrong, unless `instance` matches the schema `name`.
+pub fn assert_matches(name: &str, instance: &Value) {
+    static VALIDATORS: OnceLock<std::sync::Mutex<HashMap<String, &'static jsonschema::Validator>>> =
+        OnceLock::new();
+    let validator = {
+        let mut map = VALIDATORS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *map.entry(name.to_string()).or_insert_with(|| {
+            let mut schema = bundle().clone();
+            assert!(schema["$defs"].get(name).is_some(), "no schema {name}");
+            schema["$ref"] = json!(format!("#/$defs/{name}"));
+            let v = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+            Box::leak(Box::new(v))
+        })
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("at {}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "does not match OpenAI's {name}:\n  {}\n{instance:#}",
+        errors.join("\n  ")
+    );
+}
+
+/// Checks an answer of the router against OpenAI's schema for its endpoint: errors,
+/// chat and text completions (streamed or not), the model list and one model. Other
+/// endpoints (llama-server's /tokenize, /health, /metrics) have no OpenAI schema.
+pub fn check(method: &str, path: &str, status: u16, body: &[u8]) {
+    let sse = body.starts_with(b"data:");
+    let json_body = || serde_json::from_slice::<Value>(body).ok();
+    if status >= 400 {
+        if let Some(v) = json_body() {
+            assert_matches("ErrorResponse", &v);
+        }
+        return;
+    }
+    let (plain, streamed) = match (method, path) {
+        ("POST", "/v1/chat/completions") => (
+            "CreateChatCompletionResponse",
+            "CreateChatCompletionStreamResponse",
+        ),
+        ("POST", "/v1/completions") => ("CreateCompletionResponse", "CompletionStreamChunk"),
+        ("GET", "/v1/models") => ("ListModelsResponse", ""),
+        ("GET", p) if p.starts_with("/v1/models/") => ("Model", ""),
+        _ => return,
+    };
+    if !sse {
+        assert_matches(plain, &json_body().expect("a JSON body"));
+        return;
+    }
+    let text = std::str::from_utf8(body).expect("SSE is text");
+    for data in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+    {
+        let chunk: Value = serde_json::from_str(data).expect("each chunk is JSON");
+        let name = if chunk.get("error").is_some() {
+            "ErrorResponse"
+        } else {
+            streamed
+        };
+        assert_matches(name, &chunk);
+    }
+}
