@@ -1,4 +1,6 @@
-//! Command-line arguments, turned into plain config structs for the rest of the crate.
+//! The command line: clap's argument structs for `serve`, `generate`, `chat` and
+//! `inspect`, and the parsers of the values they take. `main.rs` turns them into the
+//! library's config structs (`ServerConfig`, `EngineConfig`, `LoadConfig`).
 
 use crate::reasoning::{EffortBudgets, ReasoningFormat};
 use clap::{Args, Parser, Subcommand, ValueEnum};

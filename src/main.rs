@@ -7,8 +7,8 @@ use candor::cli::{
 use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
 use candor::engine::{EngineConfig, EngineError, EngineHandle, Event, Usage};
+use candor::loaded_model::{LoadConfig, LoadedModel};
 use candor::prompt::{self, PromptError, PromptInput, PromptRequest};
-use candor::runtime::{Runtime, RuntimeConfig};
 use candor::{device, inspect, model_source};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -97,7 +97,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             "listening on http://{} (model {name}); /health answers 503 until it is loaded",
             listener.local_addr()?
         );
-        let cfg = RuntimeConfig {
+        let cfg = LoadConfig {
             model: path.clone(),
             device: Some(device.clone()),
             dtype: dtype_for(args.load.dtype, &device),
@@ -108,21 +108,21 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         let loader_state = state.clone();
         let ctx_size = args.ctx_size;
         let loader = tokio::task::spawn_blocking(move || -> Result<()> {
-            let rt = Runtime::load(&cfg)
+            let lm = LoadedModel::load(&cfg)
                 .with_context(|| format!("cannot load {}", cfg.model.display()))?;
-            let ctx = ctx_size.map_or(rt.context_length(), |c| c.min(rt.context_length()));
+            let ctx = ctx_size.map_or(lm.context_length(), |c| c.min(lm.context_length()));
             tracing::info!(
                 "loaded {} ({}) on {} in {:.2}s; context {} tokens",
                 cfg.model.display(),
-                rt.model.config().arch.name(),
+                lm.model.config().arch.name(),
                 device::describe(&device),
-                rt.load_time.as_secs_f64(),
+                lm.load_time.as_secs_f64(),
                 ctx
             );
-            if let Some(source) = &rt.template_source {
+            if let Some(source) = &lm.template_source {
                 tracing::info!("using the {source}");
             }
-            if let Some(m) = &rt.reasoning_markers {
+            if let Some(m) = &lm.reasoning_markers {
                 tracing::info!(
                     "reasoning model: thinking between {} and {} is returned {}",
                     m.start,
@@ -134,7 +134,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
                     }
                 );
             }
-            loader_state.set_loaded(Arc::new(rt));
+            loader_state.set_loaded(Arc::new(lm));
             Ok(())
         });
         let app = router(state);
@@ -179,7 +179,7 @@ fn run_inspect(model: &str) -> Result<()> {
 }
 
 /// Loads the model with a progress bar on stderr.
-fn load(args: &ModelArgs) -> Result<Runtime> {
+fn load(args: &ModelArgs) -> Result<LoadedModel> {
     let model = model_source::resolve(Some(&args.model))?;
     let device = device::parse_device(&args.load.device)?;
     let dtype = dtype_for(args.load.dtype, &device);
@@ -190,7 +190,7 @@ fn load(args: &ModelArgs) -> Result<Runtime> {
     );
     bar.set_message(model.name.clone());
     let progress_bar = bar.clone();
-    let cfg = RuntimeConfig {
+    let cfg = LoadConfig {
         model: model.path.clone(),
         device: Some(device.clone()),
         dtype,
@@ -201,25 +201,25 @@ fn load(args: &ModelArgs) -> Result<Runtime> {
             progress_bar.set_position(done);
         })),
     };
-    let mut rt =
-        Runtime::load(&cfg).with_context(|| format!("cannot load {}", model.path.display()))?;
-    rt.name = model.name;
+    let mut lm =
+        LoadedModel::load(&cfg).with_context(|| format!("cannot load {}", model.path.display()))?;
+    lm.name = model.name;
     bar.finish_and_clear();
-    let c = rt.model.config();
+    let c = lm.model.config();
     tracing::info!(
         "loaded {} ({}, {} layers, context {}) on {} in {:.2}s",
-        rt.name,
+        lm.name,
         c.arch.name(),
         c.num_layers,
         c.max_position_embeddings,
         device::describe(&device),
-        rt.load_time.as_secs_f64()
+        lm.load_time.as_secs_f64()
     );
-    match &rt.template_source {
+    match &lm.template_source {
         Some(source) => tracing::info!("using the {source}"),
         None => tracing::warn!("no chat template: use --raw, or pass one with --chat-template"),
     }
-    Ok(rt)
+    Ok(lm)
 }
 
 fn params(s: &SamplingArgs) -> GenerateParams {
@@ -241,14 +241,14 @@ fn params(s: &SamplingArgs) -> GenerateParams {
 
 /// Builds a prompt as the server does (no reasoning split: the CLI prints the thinking
 /// as the model writes it); only the prompt must fit, max_tokens is capped to what does.
-fn build_prompt(rt: &Runtime, input: PromptInput) -> Result<Vec<u32>> {
+fn build_prompt(lm: &LoadedModel, input: PromptInput) -> Result<Vec<u32>> {
     let request = PromptRequest {
         input,
         reasoning: None,
         max_tokens: None,
-        context: rt.context_length(),
+        context: lm.context_length(),
     };
-    match prompt::build(rt, request) {
+    match prompt::build(lm.prompt_tools(), request) {
         Ok(p) => Ok(p.ids),
         Err(PromptError::NoTemplate) => bail!(
             "the model has no chat template: pass --chat-template FILE, or --raw to send the \
@@ -267,9 +267,9 @@ fn build_prompt(rt: &Runtime, input: PromptInput) -> Result<Vec<u32>> {
 }
 
 /// The conversation as a chat prompt.
-fn chat_prompt(rt: &Runtime, messages: &[Value]) -> Result<Vec<u32>> {
+fn chat_prompt(lm: &LoadedModel, messages: &[Value]) -> Result<Vec<u32>> {
     build_prompt(
-        rt,
+        lm,
         PromptInput::Chat {
             messages: messages.to_vec(),
             kwargs: Default::default(),
@@ -298,14 +298,14 @@ fn report(u: &Usage) {
 
 /// The engine the CLI commands run on: one sequence at a time, the KV cache kept between
 /// the turns of a chat by the prefix cache.
-fn cli_engine(rt: Arc<Runtime>) -> EngineHandle {
-    let context = rt.context_length();
+fn cli_engine(lm: Arc<LoadedModel>) -> EngineHandle {
+    let context = lm.context_length();
     let cfg = EngineConfig {
         max_queue: 0,
         max_running: 1,
         ..EngineConfig::default()
     };
-    EngineHandle::start(rt, cfg, context)
+    EngineHandle::start(lm, cfg, context)
 }
 
 /// Runs one prompt, printing the answer as it is produced; returns it with its counts.
@@ -339,18 +339,18 @@ fn run_prompt(
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
-    let rt = load(&args.model)?;
+    let lm = load(&args.model)?;
     let prompt = if args.raw {
-        build_prompt(&rt, PromptInput::Text(args.prompt.clone()))?
+        build_prompt(&lm, PromptInput::Text(args.prompt.clone()))?
     } else {
         let mut messages = Vec::new();
         if let Some(system) = &args.system {
             messages.push(json!({"role": "system", "content": system}));
         }
         messages.push(json!({"role": "user", "content": args.prompt}));
-        chat_prompt(&rt, &messages)?
+        chat_prompt(&lm, &messages)?
     };
-    let engine = cli_engine(Arc::new(rt));
+    let engine = cli_engine(Arc::new(lm));
     let (_, usage) = run_prompt(&engine, prompt, &params(&args.sampling))?;
     println!();
     report(&usage);
@@ -358,8 +358,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
 }
 
 fn run_chat(args: ChatArgs) -> Result<()> {
-    let rt = load(&args.model)?;
-    if rt.template.is_none() {
+    let lm = load(&args.model)?;
+    if lm.template.is_none() {
         bail!("the model has no chat template: pass one with --chat-template FILE");
     }
     let mut messages = Vec::new();
@@ -367,9 +367,9 @@ fn run_chat(args: ChatArgs) -> Result<()> {
         messages.push(json!({"role": "system", "content": system}));
     }
     let params = params(&args.sampling);
-    eprintln!("chatting with {}: type a message and press enter; /reset clears the conversation, /exit or Ctrl-D quits", rt.name);
-    let rt = Arc::new(rt);
-    let engine = cli_engine(rt.clone());
+    eprintln!("chatting with {}: type a message and press enter; /reset clears the conversation, /exit or Ctrl-D quits", lm.name);
+    let lm = Arc::new(lm);
+    let engine = cli_engine(lm.clone());
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
@@ -391,7 +391,7 @@ fn run_chat(args: ChatArgs) -> Result<()> {
             _ => {}
         }
         messages.push(json!({"role": "user", "content": input}));
-        let result = chat_prompt(&rt, &messages).and_then(|p| run_prompt(&engine, p, &params));
+        let result = chat_prompt(&lm, &messages).and_then(|p| run_prompt(&engine, p, &params));
         match result {
             Ok((answer, usage)) => {
                 println!();

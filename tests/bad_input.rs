@@ -1,6 +1,6 @@
 //! Broken checkpoints give errors that name the file and the problem; nothing panics.
 
-use candor::runtime::{LoadError, Runtime, RuntimeConfig};
+use candor::loaded_model::{LoadConfig, LoadError, LoadedModel};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,9 +18,9 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn load_err(path: &Path) -> String {
-    match Runtime::load(&RuntimeConfig {
+    match LoadedModel::load(&LoadConfig {
         model: path.to_path_buf(),
-        ..RuntimeConfig::default()
+        ..LoadConfig::default()
     }) {
         Ok(_) => panic!("{} loaded but should not", path.display()),
         Err(e) => {
@@ -144,13 +144,13 @@ fn folder_without_config() {
 fn a_good_folder_loads() {
     // The fixture of the tests above is itself sound: only the injected fault fails them.
     let dir = folder_with_tokenizer("qwen3", "good");
-    let rt = Runtime::load(&RuntimeConfig {
+    let lm = LoadedModel::load(&LoadConfig {
         model: dir,
-        ..RuntimeConfig::default()
+        ..LoadConfig::default()
     });
     assert!(
-        rt.is_ok(),
+        lm.is_ok(),
         "{:?}",
-        rt.err().map(|e: LoadError| e.to_string())
+        lm.err().map(|e: LoadError| e.to_string())
     );
 }

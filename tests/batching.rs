@@ -13,7 +13,7 @@ use candor::api::{router, AppState, ServerConfig};
 use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
 use candor::engine::{EngineConfig, EngineHandle, Event, Usage};
-use candor::runtime::{Runtime, RuntimeConfig};
+use candor::loaded_model::{LoadConfig, LoadedModel};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -58,11 +58,11 @@ fn byte_level_tokenizer_json() -> String {
 }
 
 /// A copy of a tiny reference model folder with a byte-level tokenizer.
-fn tiny(family: &str) -> Arc<Runtime> {
+fn tiny(family: &str) -> Arc<LoadedModel> {
     tiny_in(family, None)
 }
 
-fn tiny_in(family: &str, dtype: Option<candor_models::DType>) -> Arc<Runtime> {
+fn tiny_in(family: &str, dtype: Option<candor_models::DType>) -> Arc<LoadedModel> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models/tests/data")
         .join(family);
@@ -82,17 +82,17 @@ fn tiny_in(family: &str, dtype: Option<candor_models::DType>) -> Arc<Runtime> {
         }
     }
     std::fs::write(dir.join("tokenizer.json"), byte_level_tokenizer_json()).unwrap();
-    let rt = Runtime::load(&RuntimeConfig {
+    let lm = LoadedModel::load(&LoadConfig {
         model: dir.clone(),
         dtype,
-        ..RuntimeConfig::default()
+        ..LoadConfig::default()
     })
     .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    Arc::new(rt)
+    Arc::new(lm)
 }
 
-fn smollm2() -> Arc<Runtime> {
+fn smollm2() -> Arc<LoadedModel> {
     common::smollm2()
 }
 
@@ -139,13 +139,13 @@ fn small_steps() -> EngineConfig {
     }
 }
 
-async fn batched_equals_alone(rt: Arc<Runtime>, name: &str, cfg: EngineConfig) {
-    let vocab = rt.vocab_size().min(256) as u32;
+async fn batched_equals_alone(lm: Arc<LoadedModel>, name: &str, cfg: EngineConfig) {
+    let vocab = lm.vocab_size().min(256) as u32;
     let reqs = requests(vocab);
-    let ctx = rt.context_length();
+    let ctx = lm.context_length();
     // Alone: one request at a time through its own engine.
     let alone_engine = EngineHandle::start(
-        rt.clone(),
+        lm.clone(),
         EngineConfig {
             max_running: 1,
             ..cfg.clone()
@@ -161,7 +161,7 @@ async fn batched_equals_alone(rt: Arc<Runtime>, name: &str, cfg: EngineConfig) {
         alone.push(collect(rx).await.0);
     }
     // Batched: all at once.
-    let engine = EngineHandle::start(rt.clone(), cfg, ctx);
+    let engine = EngineHandle::start(lm.clone(), cfg, ctx);
     let rxs: Vec<_> = reqs
         .iter()
         .map(|(p, n)| {
@@ -198,13 +198,13 @@ async fn batched_equals_alone_for_every_family() {
 #[tokio::test]
 async fn batched_equals_alone_without_the_paged_pool() {
     // f16 compute is outside the paged kernel: each sequence gets a contiguous cache.
-    let rt = tiny_in("qwen3", Some(candor_models::DType::F16));
+    let lm = tiny_in("qwen3", Some(candor_models::DType::F16));
     let cfg = EngineConfig {
         max_running: 8,
         max_batch_tokens: 24,
         ..Default::default()
     };
-    batched_equals_alone(rt, "qwen3 f16", cfg).await;
+    batched_equals_alone(lm, "qwen3 f16", cfg).await;
 }
 
 #[tokio::test]
@@ -219,12 +219,12 @@ async fn batched_equals_alone_on_smollm2() {
 
 #[tokio::test]
 async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
-    let rt = tiny("llama");
+    let lm = tiny("llama");
     // 16 blocks of 4 tokens: enough for any one request, far less than eight at once.
     let per_block = candor_models::paged::PagedKvStore::bytes_per_block(
-        rt.model.config().num_layers,
-        rt.model.config().num_kv_heads,
-        rt.model.config().head_dim,
+        lm.model.config().num_layers,
+        lm.model.config().num_kv_heads,
+        lm.model.config().head_dim,
         4,
     );
     let small = EngineConfig {
@@ -234,17 +234,17 @@ async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
         kv_cache_bytes: Some(16 * per_block),
         ..Default::default()
     };
-    let ctx = rt.context_length();
+    let ctx = lm.context_length();
     let reqs = requests(256);
     let big = EngineHandle::start(
-        rt.clone(),
+        lm.clone(),
         EngineConfig {
             block_size: 4,
             ..Default::default()
         },
         ctx,
     );
-    let tight = EngineHandle::start(rt.clone(), small, ctx);
+    let tight = EngineHandle::start(lm.clone(), small, ctx);
     let submit_all = |e: &EngineHandle| {
         reqs.iter()
             .map(|(p, n)| {
@@ -273,7 +273,7 @@ async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
     let err = tight.submit(Vec::new(), vec![greedy(2)], true).unwrap_err();
     assert_eq!(err, candor::engine::EngineError::EmptyPrompt);
     let one = EngineHandle::start(
-        rt.clone(),
+        lm.clone(),
         EngineConfig {
             max_queue: 0,
             max_running: 1,
@@ -302,11 +302,11 @@ async fn run_one(e: &EngineHandle, prompt: &[u32], max_tokens: usize) -> (Vec<u3
 #[tokio::test]
 async fn prompts_reuse_cached_blocks_down_to_the_token() {
     for family in ["llama", "gemma3"] {
-        let rt = tiny(family);
-        let ctx = rt.context_length();
+        let lm = tiny(family);
+        let ctx = lm.context_length();
         let cfg = small_steps();
-        let warm = EngineHandle::start(rt.clone(), cfg.clone(), ctx);
-        let cold = || EngineHandle::start(rt.clone(), cfg.clone(), ctx);
+        let warm = EngineHandle::start(lm.clone(), cfg.clone(), ctx);
+        let cold = || EngineHandle::start(lm.clone(), cfg.clone(), ctx);
         // 18 prompt tokens: 4 full blocks and 2 tokens of a fifth.
         let prompt: Vec<u32> = (0..18u32).map(|j| (j * 37 + 11) % 256).collect();
         let (first, u) = run_one(&warm, &prompt, 6).await;
@@ -342,8 +342,8 @@ async fn prompts_reuse_cached_blocks_down_to_the_token() {
 
 #[tokio::test]
 async fn prompts_arriving_together_compute_their_common_start_once() {
-    let rt = tiny("qwen3");
-    let ctx = rt.context_length();
+    let lm = tiny("qwen3");
+    let ctx = lm.context_length();
     let cfg = small_steps();
     // Eight prompts opening with the same 22 tokens (a system prompt), then each its own.
     let common: Vec<u32> = (0..22u32).map(|j| (j * 13 + 3) % 256).collect();
@@ -357,12 +357,12 @@ async fn prompts_arriving_together_compute_their_common_start_once() {
     let mut alone = Vec::new();
     for p in &reqs {
         alone.push(
-            run_one(&EngineHandle::start(rt.clone(), cfg.clone(), ctx), p, 5)
+            run_one(&EngineHandle::start(lm.clone(), cfg.clone(), ctx), p, 5)
                 .await
                 .0,
         );
     }
-    let engine = EngineHandle::start(rt.clone(), cfg, ctx);
+    let engine = EngineHandle::start(lm.clone(), cfg, ctx);
     let rxs: Vec<_> = reqs
         .iter()
         .map(|p| {

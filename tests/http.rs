@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use candor::api::{router, AppState, ServerConfig};
-use candor::runtime::Runtime;
+use candor::loaded_model::LoadedModel;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
@@ -31,7 +31,7 @@ fn config(api_key: Option<&str>) -> ServerConfig {
     }
 }
 
-fn runtime() -> Arc<Runtime> {
+fn runtime() -> Arc<LoadedModel> {
     common::smollm2()
 }
 

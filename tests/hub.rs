@@ -286,11 +286,11 @@ fn start_mock() -> (String, Arc<Mock>) {
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(hub).with_state(mock.clone());
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        let lm = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async move {
+        lm.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
         });

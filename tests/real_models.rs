@@ -13,9 +13,9 @@
 
 mod common;
 
+use candor::loaded_model::{LoadConfig, LoadedModel};
 use candor::prompt::template::RenderOptions;
-use candor::runtime::{Runtime, RuntimeConfig};
-use candor_models::{ContiguousCache, LogitsFor, Sequence};
+use candor_models::{ContiguousCache, LogitsFor, SequenceInput};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -37,10 +37,10 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-fn load(file: &str) -> Runtime {
-    Runtime::load(&RuntimeConfig {
+fn load(file: &str) -> LoadedModel {
+    LoadedModel::load(&LoadConfig {
         model: common::asset(file),
-        ..RuntimeConfig::default()
+        ..LoadConfig::default()
     })
     .unwrap()
 }
@@ -54,15 +54,15 @@ fn ids(v: &Value) -> Vec<u32> {
 }
 
 /// Greedy continuation with the top-1 / top-2 gap at each step.
-fn greedy(rt: &Runtime, prompt: &[u32], steps: usize) -> Vec<(u32, f32, Vec<f32>)> {
-    let model = &rt.model;
+fn greedy(lm: &LoadedModel, prompt: &[u32], steps: usize) -> Vec<(u32, f32, Vec<f32>)> {
+    let model = &lm.model;
     let mut cache = ContiguousCache::new(model.config().num_layers);
     let mut out = Vec::new();
     let mut tokens = prompt.to_vec();
     let mut start = 0;
     for _ in 0..steps {
         let logits = model
-            .forward(&mut [Sequence {
+            .forward(&mut [SequenceInput {
                 tokens: &tokens[start..],
                 start_pos: start,
                 cache: &mut cache,
@@ -89,14 +89,14 @@ fn greedy(rt: &Runtime, prompt: &[u32], steps: usize) -> Vec<(u32, f32, Vec<f32>
 
 fn compare(name: &str, file: &str) {
     let fx = fixture(name);
-    let rt = load(file);
+    let lm = load(file);
     let steps = fx["steps"].as_u64().unwrap() as usize;
     let mut report = Vec::new();
     let mut max_delta = 0f32;
     for (ci, case) in fx["cases"].as_array().unwrap().iter().enumerate() {
         let expected_prompt = ids(&case["prompt_ids"]);
         let prompt = match case["kind"].as_str().unwrap() {
-            "raw" => rt
+            "raw" => lm
                 .tokenizer
                 .encode(case["prompt"].as_str().unwrap(), true)
                 .unwrap(),
@@ -106,7 +106,7 @@ fn compare(name: &str, file: &str) {
                     add_generation_prompt: true,
                     ..RenderOptions::default()
                 };
-                let text = rt
+                let text = lm
                     .template
                     .as_ref()
                     .unwrap()
@@ -117,7 +117,7 @@ fn compare(name: &str, file: &str) {
                     case["rendered"].as_str().unwrap(),
                     "{name} case {ci}: rendered prompt"
                 );
-                rt.tokenizer.encode(&text, false).unwrap()
+                lm.tokenizer.encode(&text, false).unwrap()
             }
         };
         assert_eq!(
@@ -144,7 +144,7 @@ fn compare(name: &str, file: &str) {
                     .collect()
             })
             .collect();
-        let ours = greedy(&rt, &prompt, steps);
+        let ours = greedy(&lm, &prompt, steps);
         let mut agreed = steps;
         for (i, (tok, gap, logits)) in ours.iter().enumerate() {
             // How far apart the engines' logits are, on llama.cpp's best tokens.

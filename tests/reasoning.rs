@@ -17,12 +17,12 @@ use common::send;
 use axum::http::StatusCode;
 use axum::Router;
 use candor::api::{router, AppState, ServerConfig};
+use candor::loaded_model::LoadedModel;
 use candor::output::detokenizer::{Detokenizer, DetokenizerOptions};
 use candor::prompt::template::{template_from_config, ChatTemplate, RenderOptions};
 use candor::prompt::tokenizer::Tokenizer;
 use candor::reasoning::{Markers, Phase, ReasoningSplitter};
 use candor::reasoning::{ReasoningConfig, ReasoningFormat};
-use candor::runtime::Runtime;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 
@@ -294,16 +294,16 @@ fn the_rendered_prompt_decides_the_starting_phase() {
 // ---------------------------------------------------------------------------------------
 // Part 2: over HTTP, with the tiny models.
 
-fn runtime(dir: &str) -> Arc<Runtime> {
-    type Loaded = std::sync::Mutex<Vec<(String, Arc<Runtime>)>>;
+fn runtime(dir: &str) -> Arc<LoadedModel> {
+    type Loaded = std::sync::Mutex<Vec<(String, Arc<LoadedModel>)>>;
     static LOADED: OnceLock<Loaded> = OnceLock::new();
     let mut all = LOADED.get_or_init(Default::default).lock().unwrap();
-    if let Some((_, rt)) = all.iter().find(|(d, _)| d == dir) {
-        return rt.clone();
+    if let Some((_, lm)) = all.iter().find(|(d, _)| d == dir) {
+        return lm.clone();
     }
-    let rt = common::load(asset(dir));
-    all.push((dir.to_string(), rt.clone()));
-    rt
+    let lm = common::load(asset(dir));
+    all.push((dir.to_string(), lm.clone()));
+    lm
 }
 
 fn app(dir: &str, reasoning: ReasoningConfig) -> Router {

@@ -565,7 +565,7 @@ fn axpy<const FMA: bool>(w: f32, x: &[f32], out: &mut [f32]) {
 
 /// One sequence's view of a shared [`PagedKvStore`]: its block table and how many tokens
 /// it holds. The engine builds one per sequence for each forward pass, all sharing the
-/// store, and lends them to [`crate::Sequence`] as `&mut dyn KvCache`.
+/// store, and lends them to [`crate::SequenceInput`] as `&mut dyn KvCache`.
 pub struct PagedSeqCache<'t> {
     store: Arc<Mutex<PagedKvStore>>,
     /// Position p lives in block `block_table[p / block_size]`.

@@ -3,7 +3,7 @@
 //! [`ModelConfig`]; the layers themselves live in [`crate::layers`].
 //!
 //! The forward pass takes a batch of sequences, each with its own tokens, first position
-//! and KV cache owned by the caller ([`Sequence`]). Matrix products run once over every
+//! and KV cache owned by the caller ([`SequenceInput`]). Matrix products run once over every
 //! token of the batch; attention runs per sequence inside that sequence's cache
 //! ([`KvCache::attend`]).
 
@@ -26,7 +26,7 @@ pub enum LogitsFor {
 }
 
 /// One sequence's share of a forward pass.
-pub struct Sequence<'a> {
+pub struct SequenceInput<'a> {
     /// New tokens to process.
     pub tokens: &'a [u32],
     /// Position of `tokens[0]`; equals the number of tokens already in `cache`.
@@ -197,7 +197,7 @@ impl Model {
 
     /// Runs the batch and returns the requested logits in f32, rows in batch order:
     /// (rows, vocab_size).
-    pub fn forward(&self, seqs: &mut [Sequence<'_>]) -> Result<Tensor> {
+    pub fn forward(&self, seqs: &mut [SequenceInput<'_>]) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (nh, nkv, d) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
 

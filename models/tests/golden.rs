@@ -7,7 +7,7 @@
 mod common;
 
 use candor_models::{
-    Checkpoint, ContiguousCache, Device, LoadOptions, LogitsFor, Model, Sequence, Tensor,
+    Checkpoint, ContiguousCache, Device, LoadOptions, LogitsFor, Model, SequenceInput, Tensor,
 };
 use common::{data_dir, max_abs_diff};
 
@@ -62,7 +62,7 @@ fn prefill_then_decode(model: &Model, r: &Reference) -> (f32, Tensor) {
     let mut cache = ContiguousCache::new(model.config().num_layers);
     let p = r.prompt_len;
     let prefill = model
-        .forward(&mut [Sequence {
+        .forward(&mut [SequenceInput {
             tokens: &r.ids[..p],
             start_pos: 0,
             cache: &mut cache,
@@ -73,7 +73,7 @@ fn prefill_then_decode(model: &Model, r: &Reference) -> (f32, Tensor) {
     let mut all = vec![prefill];
     for i in p..r.ids.len() {
         let step = model
-            .forward(&mut [Sequence {
+            .forward(&mut [SequenceInput {
                 tokens: &r.ids[i..i + 1],
                 start_pos: i,
                 cache: &mut cache,
@@ -94,13 +94,13 @@ fn batched(model: &Model, r: &Reference) -> f32 {
     let short = r.prompt_len - 3;
     let out = model
         .forward(&mut [
-            Sequence {
+            SequenceInput {
                 tokens: &r.ids[..short],
                 start_pos: 0,
                 cache: &mut a,
                 logits: LogitsFor::Last,
             },
-            Sequence {
+            SequenceInput {
                 tokens: &r.ids,
                 start_pos: 0,
                 cache: &mut b,
@@ -116,13 +116,13 @@ fn batched(model: &Model, r: &Reference) -> f32 {
     // Continue the short one by a decode step while the long one decodes too.
     let next = model
         .forward(&mut [
-            Sequence {
+            SequenceInput {
                 tokens: &r.ids[short..short + 1],
                 start_pos: short,
                 cache: &mut a,
                 logits: LogitsFor::Last,
             },
-            Sequence {
+            SequenceInput {
                 tokens: &r.ids[..1],
                 start_pos: r.ids.len(),
                 cache: &mut b,

@@ -8,7 +8,7 @@ mod common;
 
 use candor_models::{
     Checkpoint, ContiguousCache, Device, KvCache, LoadOptions, LogitsFor, Model, PagedKvStore,
-    PagedSeqCache, Sequence, Tensor,
+    PagedSeqCache, SequenceInput, Tensor,
 };
 use common::{data_dir, max_abs_diff};
 use std::sync::{Arc, Mutex};
@@ -64,7 +64,7 @@ fn run(model: &Model, cache: &mut dyn KvCache, tokens: &[u32], chunks: &[usize])
         let start_pos = cache.len();
         out.push(
             model
-                .forward(&mut [Sequence {
+                .forward(&mut [SequenceInput {
                     tokens: &tokens[at..at + n],
                     start_pos,
                     cache: &mut *cache,
@@ -177,10 +177,10 @@ fn batch_sharing_one_store() {
                 .zip(&tables)
                 .map(|(s, table)| PagedSeqCache::new(store.clone(), table, s.len))
                 .collect();
-            let mut batch: Vec<Sequence> = paged
+            let mut batch: Vec<SequenceInput> = paged
                 .iter_mut()
                 .zip(tokens)
-                .map(|(cache, tokens)| Sequence {
+                .map(|(cache, tokens)| SequenceInput {
                     tokens,
                     start_pos: cache.len(),
                     cache,
@@ -188,10 +188,10 @@ fn batch_sharing_one_store() {
                 })
                 .collect();
             let ours = model.forward(&mut batch).unwrap();
-            let mut batch: Vec<Sequence> = seqs
+            let mut batch: Vec<SequenceInput> = seqs
                 .iter_mut()
                 .zip(tokens)
-                .map(|(s, tokens)| Sequence {
+                .map(|(s, tokens)| SequenceInput {
                     tokens,
                     start_pos: s.len,
                     cache: &mut s.contiguous,

@@ -7,11 +7,11 @@ use crate::api::generation::{self, Collected, Envelope, Submission};
 use crate::api::sse::{self, ChunkFormat, Delta, StreamShape};
 use crate::api::state::AppState;
 use crate::engine::sampler::TokenLogprobs;
+use crate::loaded_model::LoadedModel;
 use crate::openai::{self, ChatCompletionRequest};
 use crate::prompt::tokenizer::Tokenizer;
 use crate::prompt::{self, PromptInput, PromptRequest};
 use crate::reasoning::ReasoningPlan;
-use crate::runtime::Runtime;
 use crate::validate::{self, Input, Limits, ValidRequest};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -33,7 +33,7 @@ pub async fn apply_template(State(state): State<Arc<AppState>>, body: Bytes) -> 
     let result = async {
         let p = prepare(&state, &body)?;
         let rendered = tokio::task::spawn_blocking(move || {
-            prompt::render(&p.rt, &p.messages, p.kwargs)
+            prompt::render(p.lm.prompt_tools(), &p.messages, p.kwargs)
                 .map_err(|e| ApiError::prompt(e, "messages"))
         })
         .await
@@ -50,7 +50,7 @@ pub async fn apply_template(State(state): State<Arc<AppState>>, body: Bytes) -> 
 /// A validated chat request with what its prompt needs.
 struct Prepared {
     valid: ValidRequest,
-    rt: Arc<Runtime>,
+    lm: Arc<LoadedModel>,
     messages: Vec<Value>,
     /// Template variables, `enable_thinking` added by the reasoning plan.
     kwargs: Map<String, Value>,
@@ -59,11 +59,11 @@ struct Prepared {
 
 fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
     let req: ChatCompletionRequest = parse_json(body)?;
-    let rt = state.loaded()?.runtime.clone();
+    let lm = state.loaded()?.model.clone();
     let limits = Limits {
         served_model_name: state.config.served_model_name.clone(),
-        context_length: state.context_length(&rt),
-        vocab_size: rt.vocab_size(),
+        context_length: state.context_length(&lm),
+        vocab_size: lm.vocab_size(),
         default_max_tokens: None,
     };
     let valid = validate::validate_chat(&req, &limits)?;
@@ -75,7 +75,7 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
         unreachable!("validate_chat returns chat input");
     };
     let (messages, mut kwargs) = (messages.clone(), chat_template_kwargs.clone());
-    let Some(template) = &rt.template else {
+    let Some(template) = &lm.template else {
         return Err(ApiError::prompt(
             prompt::PromptError::NoTemplate,
             "messages",
@@ -87,7 +87,7 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
         .plan(&valid.reasoning, Some(template.source()), &mut kwargs);
     Ok(Prepared {
         valid,
-        rt,
+        lm,
         messages,
         kwargs,
         plan,
@@ -98,7 +98,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
     let Prepared {
         valid,
-        rt,
+        lm,
         messages,
         kwargs,
         plan,
@@ -107,11 +107,11 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         input: PromptInput::Chat { messages, kwargs },
         reasoning: Some(plan.clone()),
         max_tokens: valid.max_tokens,
-        context: state.context_length(&rt),
+        context: state.context_length(&lm),
     };
     // Rendering and tokenizing are CPU work: keep them off the async runtime.
-    let rt2 = rt.clone();
-    let prompt = tokio::task::spawn_blocking(move || prompt::build(&rt2, request))
+    let lm2 = lm.clone();
+    let prompt = tokio::task::spawn_blocking(move || prompt::build(lm2.prompt_tools(), request))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::prompt(e, "messages"))?;
@@ -143,18 +143,18 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         let format = ChatChunks {
             envelope,
             include_usage: valid.include_usage,
-            tokenizer: rt.tokenizer.clone(),
+            tokenizer: lm.tokenizer.clone(),
         };
-        return Ok(sse::stream(format, shape, rt.tokenizer.clone(), choices));
+        return Ok(sse::stream(format, shape, lm.tokenizer.clone(), choices));
     }
 
-    let results = generation::collect(&rt.tokenizer, choices).await?;
+    let results = generation::collect(&lm.tokenizer, choices).await?;
     let usages: Vec<_> = results.iter().map(|r| &r.usage).collect();
     generation::log_request(&envelope.id, &usages, started);
     let usage = generation::total_usage(prompt_tokens, &usages);
     let choices = results
         .iter()
-        .map(|r| choice(r, valid.logprobs.is_some(), show_reasoning, &rt.tokenizer))
+        .map(|r| choice(r, valid.logprobs.is_some(), show_reasoning, &lm.tokenizer))
         .collect();
     Ok(Json(openai::ChatCompletion {
         id: envelope.id,

@@ -58,12 +58,12 @@ fn legacy_logprobs(
 async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: CompletionRequest = parse_json(&body)?;
-    let rt = state.loaded()?.runtime.clone();
-    let context = state.context_length(&rt);
+    let lm = state.loaded()?.model.clone();
+    let context = state.context_length(&lm);
     let limits = Limits {
         served_model_name: state.config.served_model_name.clone(),
         context_length: context,
-        vocab_size: rt.vocab_size(),
+        vocab_size: lm.vocab_size(),
         default_max_tokens: Some(validate::DEFAULT_COMPLETION_MAX_TOKENS),
     };
     let valid = validate::validate_completion(&req, &limits)?;
@@ -79,11 +79,12 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
             max_tokens: valid.max_tokens,
             context,
         };
-        let rt2 = rt.clone();
-        let prompt = tokio::task::spawn_blocking(move || prompt::build(&rt2, request))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::prompt(e, "prompt"))?;
+        let lm2 = lm.clone();
+        let prompt =
+            tokio::task::spawn_blocking(move || prompt::build(lm2.prompt_tools(), request))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::prompt(e, "prompt"))?;
         prompt_tokens += prompt.ids.len();
         choices.extend(generation::submit(
             &state,
@@ -119,14 +120,14 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         let format = CompletionChunks {
             envelope,
             include_usage: valid.include_usage,
-            tokenizer: rt.tokenizer.clone(),
+            tokenizer: lm.tokenizer.clone(),
             echoed,
             offsets: HashMap::new(),
         };
-        return Ok(sse::stream(format, shape, rt.tokenizer.clone(), choices));
+        return Ok(sse::stream(format, shape, lm.tokenizer.clone(), choices));
     }
 
-    let results = generation::collect(&rt.tokenizer, choices).await?;
+    let results = generation::collect(&lm.tokenizer, choices).await?;
     let usages: Vec<_> = results.iter().map(|r| &r.usage).collect();
     generation::log_request(&envelope.id, &usages, started);
     let usage = generation::total_usage(prompt_tokens, &usages);
@@ -139,7 +140,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
                 index: r.index,
                 logprobs: valid
                     .logprobs
-                    .map(|_| legacy_logprobs(&r.logprobs, &rt.tokenizer, prefix.len())),
+                    .map(|_| legacy_logprobs(&r.logprobs, &lm.tokenizer, prefix.len())),
                 finish_reason: Some(r.usage.finish.as_str()),
             }
         })

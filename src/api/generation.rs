@@ -55,7 +55,7 @@ pub struct Submission<'a> {
 pub fn submit(state: &AppState, s: Submission) -> Result<Vec<ChoiceStream>, ApiError> {
     let loaded = state.loaded()?;
     let req = s.valid;
-    let context = state.context_length(&loaded.runtime);
+    let context = state.context_length(&loaded.model);
     let max_tokens = req
         .max_tokens
         .unwrap_or(context.saturating_sub(s.prompt.ids.len()));

@@ -1,4 +1,4 @@
-//! The HTTP API. [`router`] holds the routes and middleware, [`state`] what every
+//! The HTTP API. [`mod@router`] holds the routes and middleware, [`state`] what every
 //! handler shares, [`error`] the one error every handler answers with (including the
 //! mapping of validation, prompt and engine errors). Each endpoint has its file:
 //! [`chat`], [`completions`], [`models`] (with /tokenize and /detokenize). Between a built

@@ -49,7 +49,7 @@ fn parse(body: &Bytes) -> Result<Value, ApiError> {
 pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let run = || -> Result<openai::TokenizeResponse, ApiError> {
         let v = parse(&body)?;
-        let rt = &state.loaded()?.runtime;
+        let lm = &state.loaded()?.model;
         let content = v
             .get("content")
             .and_then(Value::as_str)
@@ -68,7 +68,7 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
             .get("with_pieces")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let ids = rt
+        let ids = lm
             .tokenizer
             .encode(content, add_special)
             .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -77,7 +77,7 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
                 ids.iter()
                     .map(|&id| openai::TokenPiece {
                         id,
-                        piece: rt.tokenizer.decode(&[id], false).unwrap_or_default(),
+                        piece: lm.tokenizer.decode(&[id], false).unwrap_or_default(),
                     })
                     .collect(),
             )
@@ -95,8 +95,8 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
 pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let run = || -> Result<openai::DetokenizeResponse, ApiError> {
         let v = parse(&body)?;
-        let rt = &state.loaded()?.runtime;
-        let vocab = rt.vocab_size() as u64;
+        let lm = &state.loaded()?.model;
+        let vocab = lm.vocab_size() as u64;
         let tokens = v.get("tokens").and_then(Value::as_array).ok_or_else(|| {
             ApiError::bad_request("`tokens` must be a list of token ids", Some("tokens"))
         })?;
@@ -110,7 +110,7 @@ pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Resp
                     Some("tokens"),
                 )
             })?;
-        let content = rt
+        let content = lm
             .tokenizer
             .decode(&ids, false)
             .map_err(|e| ApiError::bad_request(e.to_string(), Some("tokens")))?;

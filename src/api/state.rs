@@ -3,7 +3,7 @@
 
 use crate::api::error::ApiError;
 use crate::engine::EngineHandle;
-use crate::runtime::Runtime;
+use crate::loaded_model::LoadedModel;
 use std::sync::{Arc, OnceLock};
 
 /// Server settings from the command line.
@@ -34,7 +34,7 @@ pub struct AppState {
 }
 
 pub struct Loaded {
-    pub runtime: Arc<Runtime>,
+    pub model: Arc<LoadedModel>,
     pub engine: EngineHandle,
 }
 
@@ -48,10 +48,10 @@ impl AppState {
     }
 
     /// Makes the model available to requests.
-    pub fn set_loaded(&self, runtime: Arc<Runtime>) {
-        let context = self.context_length(&runtime);
-        let engine = EngineHandle::start(runtime.clone(), self.config.engine.clone(), context);
-        let _ = self.loaded.set(Loaded { runtime, engine });
+    pub fn set_loaded(&self, model: Arc<LoadedModel>) {
+        let context = self.context_length(&model);
+        let engine = EngineHandle::start(model.clone(), self.config.engine.clone(), context);
+        let _ = self.loaded.set(Loaded { model, engine });
     }
 
     pub fn loaded(&self) -> Result<&Loaded, ApiError> {
@@ -59,8 +59,8 @@ impl AppState {
     }
 
     /// Tokens a prompt plus its completion may use.
-    pub fn context_length(&self, rt: &Runtime) -> usize {
-        let model_ctx = rt.context_length();
+    pub fn context_length(&self, lm: &LoadedModel) -> usize {
+        let model_ctx = lm.context_length();
         self.config.ctx_size.map_or(model_ctx, |c| c.min(model_ctx))
     }
 }

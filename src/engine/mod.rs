@@ -20,7 +20,7 @@ pub mod scheduler;
 pub mod sequence;
 pub mod worker;
 
-use crate::runtime::Runtime;
+use crate::loaded_model::LoadedModel;
 use metrics::Metrics;
 use params::GenerateParams;
 use runner::Runner;
@@ -94,12 +94,12 @@ pub struct EngineHandle {
 
 impl EngineHandle {
     /// Starts the engine thread; `context` is the most tokens a sequence may use.
-    pub fn start(runtime: Arc<Runtime>, cfg: EngineConfig, context: usize) -> Self {
+    pub fn start(model: Arc<LoadedModel>, cfg: EngineConfig, context: usize) -> Self {
         let (tx, rx) = mpsc::channel::<SequenceRequest>();
         let pending = Arc::new(AtomicUsize::new(0));
         let metrics = Arc::new(Metrics::default());
         let (max_queue, max_running) = (cfg.max_queue, cfg.max_running);
-        let (runner, blocks) = Runner::new(runtime.clone(), &cfg, context);
+        let (runner, blocks) = Runner::new(model.clone(), &cfg, context);
         if let Some(b) = &blocks {
             metrics
                 .kv_blocks_total
@@ -112,7 +112,7 @@ impl EngineHandle {
         let scheduler = Scheduler::new(limits, blocks);
         let capacity = scheduler.capacity_tokens(context);
         let worker = Worker {
-            rt: runtime,
+            lm: model,
             scheduler,
             runner,
             pending: pending.clone(),

@@ -8,10 +8,10 @@
 
 use crate::engine::params::{FinishReason, GenerateError, GenerateParams};
 use crate::engine::sampler::{logprobs, Sampler, TokenLogprobs};
+use crate::loaded_model::LoadedModel;
 use crate::output::detokenizer::{Detokenizer, DetokenizerOptions};
 use crate::output::stop::StopStrings;
 use crate::reasoning::{Phase, ReasoningSplitter};
-use crate::runtime::Runtime;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -44,14 +44,14 @@ pub struct OutputProcessor {
 }
 
 impl OutputProcessor {
-    pub fn new(rt: &Runtime, prompt: &[u32], params: GenerateParams) -> Self {
+    pub fn new(lm: &LoadedModel, prompt: &[u32], params: GenerateParams) -> Self {
         let splitter = params
             .reasoning
             .as_ref()
             .map(|r| ReasoningSplitter::new(r.markers.clone(), r.phase, r.raw));
         Self {
             sampler: Sampler::new(params.sampling.clone(), prompt),
-            detok: Detokenizer::new(rt.tokenizer.clone(), DetokenizerOptions::default()),
+            detok: Detokenizer::new(lm.tokenizer.clone(), DetokenizerOptions::default()),
             stops: StopStrings::new(params.stop.clone()),
             splitter,
             forced: VecDeque::new(),
@@ -76,7 +76,7 @@ impl OutputProcessor {
     /// `context` the most it may hold.
     pub fn step(
         &mut self,
-        rt: &Runtime,
+        lm: &LoadedModel,
         logits: &[f32],
         cached: usize,
         context: usize,
@@ -97,7 +97,7 @@ impl OutputProcessor {
             Some(t) => (t, true),
             None => (self.sampler.sample(logits), false),
         };
-        if !is_forced && !self.params.ignore_eos && rt.eos_ids.contains(&token) {
+        if !is_forced && !self.params.ignore_eos && lm.eos_ids.contains(&token) {
             return self.end(FinishReason::Stop);
         }
         self.sampler.accept(token);

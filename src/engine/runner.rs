@@ -10,7 +10,7 @@ use crate::engine::blocks::BlockManager;
 use crate::engine::scheduler::Step;
 use crate::engine::sequence::Sequence;
 use crate::engine::EngineConfig;
-use crate::runtime::Runtime;
+use crate::loaded_model::LoadedModel;
 use candor_models::paged::{PagedKvStore, PagedSeqCache};
 use candor_models::{ContiguousCache, DType, KvCache, LogitsFor};
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ pub fn available_memory() -> Option<usize> {
 }
 
 pub struct Runner {
-    rt: Arc<Runtime>,
+    lm: Arc<LoadedModel>,
     /// The paged pool, where the paged kernel runs (CPU, f32).
     store: Option<Arc<Mutex<PagedKvStore>>>,
     /// Without the pool: each running sequence's own cache, by sequence id.
@@ -33,14 +33,14 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Makes the KV memory for `rt`; with a paged pool, also the scheduler's bookkeeping
+    /// Makes the KV memory for `lm`; with a paged pool, also the scheduler's bookkeeping
     /// of its blocks.
     pub fn new(
-        rt: Arc<Runtime>,
+        lm: Arc<LoadedModel>,
         cfg: &EngineConfig,
         context: usize,
     ) -> (Self, Option<BlockManager>) {
-        let store = paged_pool(&rt, cfg, context);
+        let store = paged_pool(&lm, cfg, context);
         let blocks = store
             .as_ref()
             .map(|s| BlockManager::new(s.num_blocks(), cfg.block_size));
@@ -50,7 +50,7 @@ impl Runner {
             );
         }
         let runner = Self {
-            rt,
+            lm,
             store: store.map(|s| Arc::new(Mutex::new(s))),
             contiguous: HashMap::new(),
         };
@@ -78,7 +78,7 @@ impl Runner {
         if step.batch.is_empty() {
             return Ok(Vec::new());
         }
-        let num_layers = self.rt.model.config().num_layers;
+        let num_layers = self.lm.model.config().num_layers;
         // Contiguous caches are lent out of the map for the pass.
         let mut own: Vec<ContiguousCache> = Vec::new();
         if self.store.is_none() {
@@ -108,14 +108,14 @@ impl Runner {
             } else {
                 paged.iter_mut().map(|c| c as &mut dyn KvCache).collect()
             };
-            let mut inputs: Vec<candor_models::Sequence> = step
+            let mut inputs: Vec<candor_models::SequenceInput> = step
                 .batch
                 .iter()
                 .zip(caches)
                 .map(|(&(i, n), cache)| {
                     let s = &running[i];
                     let last = s.computed + n == s.tokens.len();
-                    candor_models::Sequence {
+                    candor_models::SequenceInput {
                         tokens: &s.tokens[s.computed..s.computed + n],
                         start_pos: s.computed,
                         cache,
@@ -127,7 +127,7 @@ impl Runner {
                     }
                 })
                 .collect();
-            self.rt
+            self.lm
                 .model
                 .forward(&mut inputs)
                 .map_err(|e| e.to_string())
@@ -142,7 +142,7 @@ impl Runner {
         }
         // One copy out of the tensor, without the padding rows past the tokenizer.
         let width = out.dim(1).map_err(|e| e.to_string())?;
-        out.narrow(1, 0, self.rt.vocab_size().min(width))
+        out.narrow(1, 0, self.lm.vocab_size().min(width))
             .and_then(|t| t.to_vec2())
             .map_err(|e| e.to_string())
     }
@@ -150,11 +150,11 @@ impl Runner {
 
 /// The paged pool where the paged kernel runs (CPU, f32), sized by `--kv-cache-memory`,
 /// else enough for `max_running` full contexts capped at a quarter of the free memory.
-fn paged_pool(rt: &Runtime, cfg: &EngineConfig, context: usize) -> Option<PagedKvStore> {
-    if !(rt.model.device().is_cpu() && rt.model.dtype() == DType::F32) {
+fn paged_pool(lm: &LoadedModel, cfg: &EngineConfig, context: usize) -> Option<PagedKvStore> {
+    if !(lm.model.device().is_cpu() && lm.model.dtype() == DType::F32) {
         return None;
     }
-    let c = rt.model.config();
+    let c = lm.model.config();
     let per_block =
         PagedKvStore::bytes_per_block(c.num_layers, c.num_kv_heads, c.head_dim, cfg.block_size);
     let wanted = cfg.kv_cache_bytes.unwrap_or_else(|| {

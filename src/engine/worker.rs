@@ -9,7 +9,7 @@ use crate::engine::params::FinishReason;
 use crate::engine::runner::Runner;
 use crate::engine::scheduler::{Scheduler, Step};
 use crate::engine::sequence::{Event, Sequence, SequenceRequest, Usage};
-use crate::runtime::Runtime;
+use crate::loaded_model::LoadedModel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ pub struct SequenceRun {
 }
 
 pub struct Worker {
-    pub rt: Arc<Runtime>,
+    pub lm: Arc<LoadedModel>,
     pub scheduler: Scheduler<SequenceRun>,
     pub runner: Runner,
     /// Sequences submitted and not finished, shared with the handles (the queue bound).
@@ -71,7 +71,7 @@ impl Worker {
 
     fn enqueue(&mut self, r: SequenceRequest) {
         let run = SequenceRun {
-            processor: OutputProcessor::new(&self.rt, &r.prompt, r.params.clone()),
+            processor: OutputProcessor::new(&self.lm, &r.prompt, r.params.clone()),
             events: r.events,
             submitted: r.submitted,
             deadline: r.params.deadline,
@@ -211,7 +211,7 @@ impl Worker {
     ) -> Vec<(usize, Result<FinishReason, String>)> {
         let mut finished = Vec::new();
         let mut rows = rows.into_iter();
-        let (rt, context, metrics) = (&self.rt, self.context, &self.metrics);
+        let (lm, context, metrics) = (&self.lm, self.context, &self.metrics);
         for &(i, _) in &step.batch {
             let s = &mut self.scheduler.running_mut()[i];
             if s.computed < s.tokens.len() {
@@ -219,7 +219,7 @@ impl Worker {
             }
             let logits = rows.next().expect("one logits row per completed sequence");
             let run = &mut s.payload;
-            let out = match run.processor.step(rt, &logits, s.computed + 1, context) {
+            let out = match run.processor.step(lm, &logits, s.computed + 1, context) {
                 Ok(out) => out,
                 Err(e) => {
                     finished.push((i, Err(e.to_string())));

@@ -7,11 +7,21 @@
 //! The server and the CLI both build their prompts here. This is CPU work: the server
 //! calls it off the async runtime.
 
-use crate::prompt::template::{RenderOptions, TemplateError};
-use crate::prompt::tokenizer::TokenizerError;
+use crate::prompt::template::{ChatTemplate, RenderOptions, TemplateError};
+use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
 use crate::reasoning::{Markers, Phase, ReasoningParams, ReasoningPlan};
-use crate::runtime::Runtime;
 use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// What building a prompt needs of a model: its tokenizer, its chat template and the
+/// markers of its thinking (`LoadedModel::prompt_tools` lends them).
+#[derive(Clone, Copy)]
+pub struct PromptTools<'a> {
+    pub tokenizer: &'a Tokenizer,
+    pub template: Option<&'a ChatTemplate>,
+    /// None for models that do not think.
+    pub markers: Option<&'a Arc<Markers>>,
+}
 
 /// What the prompt is made of.
 #[derive(Debug, Clone)]
@@ -71,11 +81,11 @@ pub enum PromptError {
 
 /// The text a conversation renders to (what `POST /apply-template` shows).
 pub fn render(
-    rt: &Runtime,
+    tools: PromptTools,
     messages: &[Value],
     kwargs: Map<String, Value>,
 ) -> Result<String, PromptError> {
-    let template = rt.template.as_ref().ok_or(PromptError::NoTemplate)?;
+    let template = tools.template.ok_or(PromptError::NoTemplate)?;
     let opts = RenderOptions {
         add_generation_prompt: true,
         tools: None,
@@ -85,15 +95,15 @@ pub fn render(
 }
 
 /// Renders, tokenizes and checks one prompt.
-pub fn build(rt: &Runtime, req: PromptRequest) -> Result<Prompt, PromptError> {
+pub fn build(tools: PromptTools, req: PromptRequest) -> Result<Prompt, PromptError> {
     let (text, ids) = match req.input {
         PromptInput::Chat { messages, kwargs } => {
-            let text = render(rt, &messages, kwargs)?;
+            let text = render(tools, &messages, kwargs)?;
             // The template writes BOS itself where the model wants it.
-            let ids = rt.tokenizer.encode(&text, false)?;
+            let ids = tools.tokenizer.encode(&text, false)?;
             (Some(text), ids)
         }
-        PromptInput::Text(text) => (None, rt.tokenizer.encode(&text, true)?),
+        PromptInput::Text(text) => (None, tools.tokenizer.encode(&text, true)?),
     };
     let wanted = ids.len() + req.max_tokens.unwrap_or(1);
     if ids.len() >= req.context || wanted > req.context {
@@ -103,8 +113,10 @@ pub fn build(rt: &Runtime, req: PromptRequest) -> Result<Prompt, PromptError> {
             context: req.context,
         });
     }
-    let reasoning = match (&text, &req.reasoning, &rt.reasoning_markers) {
-        (Some(text), Some(plan), Some(markers)) => Some(reasoning_params(rt, text, plan, markers)?),
+    let reasoning = match (&text, &req.reasoning, tools.markers) {
+        (Some(text), Some(plan), Some(markers)) => {
+            Some(reasoning_params(tools.tokenizer, text, plan, markers)?)
+        }
         _ => None,
     };
     Ok(Prompt { ids, reasoning })
@@ -113,12 +125,12 @@ pub fn build(rt: &Runtime, req: PromptRequest) -> Result<Prompt, PromptError> {
 /// Where the rendered prompt leaves the model, and the tokens that would close its
 /// thinking.
 fn reasoning_params(
-    rt: &Runtime,
+    tokenizer: &Tokenizer,
     text: &str,
     plan: &ReasoningPlan,
-    markers: &std::sync::Arc<Markers>,
+    markers: &Arc<Markers>,
 ) -> Result<ReasoningParams, PromptError> {
-    let encode = |t: &str| rt.tokenizer.encode(t, false);
+    let encode = |t: &str| tokenizer.encode(t, false);
     // The end marker by its id where it has one: the splitter recognises it by id, and
     // tokenizing its text might not give that id back.
     let closing = match markers.end_id {

@@ -7,4 +7,4 @@ mod build;
 pub mod template;
 pub mod tokenizer;
 
-pub use build::{build, render, Prompt, PromptError, PromptInput, PromptRequest};
+pub use build::{build, render, Prompt, PromptError, PromptInput, PromptRequest, PromptTools};

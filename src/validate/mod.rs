@@ -4,9 +4,9 @@
 //!
 //! Every error names its param (`temperature`, `messages[2].role`, `stop[1]`) and carries
 //! one of OpenAI's error codes. This file holds the entry points and what a request
-//! becomes; the checks live by subject: [`sampling`] (the fields both endpoints share),
-//! [`messages`] (chat messages and text prompts), [`reasoning`] (the thinking controls),
-//! over the typed reads of [`values`]. What needs the tokenizer (the prompt's length
+//! becomes; the checks live by subject: `sampling.rs` (the fields both endpoints share),
+//! `messages.rs` (chat messages and text prompts), `reasoning.rs` (the thinking
+//! controls), over the typed reads of `values.rs`. What needs the tokenizer (the prompt's length
 //! against the context) is [`crate::prompt`]'s; how errors become HTTP answers is the
 //! API's.
 

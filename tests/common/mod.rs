@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use candor::engine::EngineHandle;
-use candor::runtime::{Runtime, RuntimeConfig};
+use candor::loaded_model::{LoadConfig, LoadedModel};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -37,19 +37,19 @@ pub fn asset(name: &str) -> PathBuf {
 }
 
 /// Loads a model with the default settings.
-pub fn load(model: PathBuf) -> Arc<Runtime> {
+pub fn load(model: PathBuf) -> Arc<LoadedModel> {
     Arc::new(
-        Runtime::load(&RuntimeConfig {
+        LoadedModel::load(&LoadConfig {
             model,
-            ..RuntimeConfig::default()
+            ..LoadConfig::default()
         })
         .unwrap(),
     )
 }
 
 /// SmolLM2-135M-Instruct Q4_1, shared by the tests of one binary.
-pub fn smollm2() -> Arc<Runtime> {
-    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
+pub fn smollm2() -> Arc<LoadedModel> {
+    static RT: OnceLock<Arc<LoadedModel>> = OnceLock::new();
     RT.get_or_init(|| load(asset("SmolLM2-135M-Instruct.Q4_1.gguf")))
         .clone()
 }

@@ -3,6 +3,7 @@
 
 use crate::prompt::template::{self, ChatTemplate, TemplateError, TemplateSource};
 use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
+use crate::prompt::PromptTools;
 use crate::reasoning::Markers;
 use candor_models::checkpoint::{Checkpoint, Format, LoadOptions};
 use candor_models::weights::ProgressFn;
@@ -35,7 +36,7 @@ pub enum LoadError {
 
 /// What to load and where.
 #[derive(Clone, Default)]
-pub struct RuntimeConfig {
+pub struct LoadConfig {
     pub model: PathBuf,
     pub device: Option<Device>,
     pub dtype: Option<DType>,
@@ -47,7 +48,7 @@ pub struct RuntimeConfig {
     pub progress: Option<ProgressFn>,
 }
 
-pub struct Runtime {
+pub struct LoadedModel {
     pub model: Model,
     pub tokenizer: Arc<Tokenizer>,
     /// None when neither the file nor a known family provides one.
@@ -70,8 +71,17 @@ fn read(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-impl Runtime {
-    pub fn load(cfg: &RuntimeConfig) -> Result<Self, LoadError> {
+impl LoadedModel {
+    /// What [`crate::prompt::build`] needs of this model.
+    pub fn prompt_tools(&self) -> PromptTools<'_> {
+        PromptTools {
+            tokenizer: &self.tokenizer,
+            template: self.template.as_ref(),
+            markers: self.reasoning_markers.as_ref(),
+        }
+    }
+
+    pub fn load(cfg: &LoadConfig) -> Result<Self, LoadError> {
         let start = Instant::now();
         let ckpt = Checkpoint::open(&cfg.model)?;
         let tokenizer = match &ckpt.format {
