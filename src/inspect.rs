@@ -5,7 +5,8 @@ use candor_models::checkpoint::{Checkpoint, Format};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// A human-readable report of a checkpoint.
+/// A human-readable report of a checkpoint. One function on purpose: the report reads
+/// top to bottom as it prints, section after section.
 pub fn report(ckpt: &Checkpoint) -> String {
     let c = &ckpt.config;
     let mut out = String::new();

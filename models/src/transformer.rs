@@ -199,49 +199,14 @@ impl Model {
     /// (rows, vocab_size).
     pub fn forward(&self, seqs: &mut [SequenceInput<'_>]) -> Result<Tensor> {
         let cfg = &self.cfg;
-        let (nh, nkv, d) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
 
         // 1. Flatten the batch: token ids, absolute positions, which rows want logits.
-        let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
-        if total == 0 {
-            return Err(ModelError::Batch(
-                "a forward pass needs at least one token".into(),
-            ));
-        }
-        let mut ids = Vec::with_capacity(total);
-        let mut positions = Vec::with_capacity(total);
-        let mut logit_rows = Vec::new();
-        for s in seqs.iter() {
-            if s.tokens.is_empty() {
-                return Err(ModelError::Batch(
-                    "a sequence in the batch has no tokens".into(),
-                ));
-            }
-            if s.start_pos != s.cache.len() {
-                return Err(ModelError::Batch(format!(
-                    "sequence starts at position {} but its cache holds {} tokens",
-                    s.start_pos,
-                    s.cache.len()
-                )));
-            }
-            if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-                return Err(ModelError::Batch(format!(
-                    "token id {bad} is outside the vocabulary (size {})",
-                    cfg.vocab_size
-                )));
-            }
-            let base = ids.len();
-            ids.extend_from_slice(s.tokens);
-            positions.extend(s.start_pos..s.start_pos + s.tokens.len());
-            match s.logits {
-                LogitsFor::Last => logit_rows.push((base + s.tokens.len() - 1) as u32),
-                LogitsFor::All => {
-                    logit_rows.extend((base..base + s.tokens.len()).map(|r| r as u32))
-                }
-                LogitsFor::None => {}
-            }
-        }
-        let ids = Tensor::from_vec(ids, total, &self.device)?;
+        let Flat {
+            ids,
+            positions,
+            logit_rows,
+        } = flatten(seqs, cfg.vocab_size, &self.device)?;
+        let total = ids.dim(0)?;
 
         // 2. Embeddings: (t, hidden).
         let mut x = self.embed.embedding(&ids)?.to_dtype(self.dtype)?;
@@ -265,53 +230,12 @@ impl Model {
             let residual = x.clone();
             let hs = block.attn_norm.forward(&x)?;
             let a = &block.attn;
-            let [q, k, v]: [Tensor; 3] = a.qkv.forward(&hs)?.try_into().expect("three projections");
-            let q = q.reshape((total, nh, d))?;
-            let k = k.reshape((total, nkv, d))?;
-            let v = v.reshape((total, nkv, d))?;
-            let q = match &a.q_norm {
-                Some(n) => n.forward(&q)?,
-                None => q,
-            };
-            let k = match &a.k_norm {
-                Some(n) => n.forward(&k)?,
-                None => k,
-            };
-            let (c, s) = if block.sliding {
+            let rope = if block.sliding {
                 (&cos_l, &sin_l)
             } else {
                 (&cos, &sin)
             };
-            let q = self.rope.apply(&q, c, s, cfg.rope_interleaved)?;
-            let k = self.rope.apply(&k, c, s, cfg.rope_interleaved)?;
-
-            let mut outs = Vec::with_capacity(seqs.len());
-            let mut offset = 0;
-            for seq in seqs.iter_mut() {
-                let n = seq.tokens.len();
-                // (n, heads, d) -> (heads, n, d)
-                let qs = q.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
-                let ks = k.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
-                let vs = v.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
-                let window = if block.sliding {
-                    cfg.sliding_window
-                } else {
-                    None
-                };
-                let params = layers::AttentionParams {
-                    scale: cfg.attention_scale,
-                    softcap: cfg.attn_logit_softcapping,
-                    window,
-                    start_pos: seq.start_pos,
-                };
-                outs.push(seq.cache.attend(li, &qs, &ks, &vs, &params)?);
-                offset += n;
-            }
-            let attn = if outs.len() == 1 {
-                outs.pop().expect("one output")
-            } else {
-                Tensor::cat(&outs, 0)?
-            };
+            let attn = self.attention(li, block, &hs, rope, seqs)?;
             let mut o = a.o.forward(&attn)?;
             if let Some(n) = &block.post_attn_norm {
                 o = n.forward(&o)?;
@@ -348,6 +272,67 @@ impl Model {
         }
         Ok(logits)
     }
+
+    /// Layer `li`'s attention over the batch: projections, norms and rotation of the
+    /// flattened rows, then each sequence against its own cache. (t, hidden) ->
+    /// (t, heads * head_dim).
+    fn attention(
+        &self,
+        li: usize,
+        block: &Block,
+        hs: &Tensor,
+        rope: (&Tensor, &Tensor),
+        seqs: &mut [SequenceInput<'_>],
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (nh, nkv, d) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let total = hs.dim(0)?;
+        let a = &block.attn;
+        let [q, k, v]: [Tensor; 3] = a.qkv.forward(hs)?.try_into().expect("three projections");
+        let q = q.reshape((total, nh, d))?;
+        let k = k.reshape((total, nkv, d))?;
+        let v = v.reshape((total, nkv, d))?;
+        let q = match &a.q_norm {
+            Some(n) => n.forward(&q)?,
+            None => q,
+        };
+        let k = match &a.k_norm {
+            Some(n) => n.forward(&k)?,
+            None => k,
+        };
+        let (c, s) = rope;
+        let q = self.rope.apply(&q, c, s, cfg.rope_interleaved)?;
+        let k = self.rope.apply(&k, c, s, cfg.rope_interleaved)?;
+
+        let mut outs = Vec::with_capacity(seqs.len());
+        let mut offset = 0;
+        for seq in seqs.iter_mut() {
+            let n = seq.tokens.len();
+            // (n, heads, d) -> (heads, n, d)
+            let qs = q.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
+            let ks = k.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
+            let vs = v.narrow(0, offset, n)?.transpose(0, 1)?.contiguous()?;
+            let window = if block.sliding {
+                cfg.sliding_window
+            } else {
+                None
+            };
+            let params = layers::AttentionParams {
+                scale: cfg.attention_scale,
+                softcap: cfg.attn_logit_softcapping,
+                window,
+                start_pos: seq.start_pos,
+            };
+            outs.push(seq.cache.attend(li, &qs, &ks, &vs, &params)?);
+            offset += n;
+        }
+        let attn = if outs.len() == 1 {
+            outs.pop().expect("one output")
+        } else {
+            Tensor::cat(&outs, 0)?
+        };
+        Ok(attn)
+    }
 }
 
 impl Activation {
@@ -362,4 +347,61 @@ impl Activation {
 /// Splits a (rows, vocab) logits tensor in f32 to host vectors.
 pub fn logits_to_vecs(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(logits.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+}
+
+/// A batch flattened into one row per token.
+struct Flat {
+    ids: Tensor,
+    /// Each row's absolute position in its sequence.
+    positions: Vec<usize>,
+    /// The rows whose logits were asked for, in batch order.
+    logit_rows: Vec<u32>,
+}
+
+/// Checks and flattens a batch: every sequence has tokens inside the vocabulary and
+/// starts where its cache ends.
+fn flatten(seqs: &[SequenceInput<'_>], vocab_size: usize, device: &Device) -> Result<Flat> {
+    let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+    if total == 0 {
+        return Err(ModelError::Batch(
+            "a forward pass needs at least one token".into(),
+        ));
+    }
+    let mut ids = Vec::with_capacity(total);
+    let mut positions = Vec::with_capacity(total);
+    let mut logit_rows = Vec::new();
+    for s in seqs.iter() {
+        if s.tokens.is_empty() {
+            return Err(ModelError::Batch(
+                "a sequence in the batch has no tokens".into(),
+            ));
+        }
+        if s.start_pos != s.cache.len() {
+            return Err(ModelError::Batch(format!(
+                "sequence starts at position {} but its cache holds {} tokens",
+                s.start_pos,
+                s.cache.len()
+            )));
+        }
+        if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= vocab_size) {
+            return Err(ModelError::Batch(format!(
+                "token id {bad} is outside the vocabulary (size {})",
+                vocab_size
+            )));
+        }
+        let base = ids.len();
+        ids.extend_from_slice(s.tokens);
+        positions.extend(s.start_pos..s.start_pos + s.tokens.len());
+        match s.logits {
+            LogitsFor::Last => logit_rows.push((base + s.tokens.len() - 1) as u32),
+            LogitsFor::All => logit_rows.extend((base..base + s.tokens.len()).map(|r| r as u32)),
+            LogitsFor::None => {}
+        }
+    }
+    let ids = Tensor::from_vec(ids, total, device)?;
+    Ok(Flat {
+        ids,
+        positions,
+        logit_rows,
+    })
 }

@@ -130,122 +130,39 @@ impl Metrics {
 
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self, model: &str) -> String {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        let queried = load(&self.prefix_queried_tokens);
+        let hits = load(&self.prefix_hit_tokens);
+        let hit_rate = if queried > 0.0 { hits / queried } else { 0.0 };
+        const GAUGE: &str = "gauge";
+        const COUNTER: &str = "counter";
+        // (name, type, help, value), in the order they are printed.
+        #[rustfmt::skip]
+        let series: [(&str, &str, &str, f64); 15] = [
+            ("candor_requests_running", GAUGE, "Sequences in the running batch.", load(&self.running)),
+            ("candor_requests_waiting", GAUGE, "Sequences waiting to be admitted.", load(&self.waiting)),
+            ("candor_kv_blocks_total", GAUGE, "KV cache blocks in the pool.", load(&self.kv_blocks_total)),
+            ("candor_kv_blocks_used", GAUGE, "KV cache blocks held by sequences.", load(&self.kv_blocks_used)),
+            ("candor_kv_blocks_cached", GAUGE, "Unheld KV cache blocks kept for prefix reuse (evictable).", load(&self.kv_blocks_cached)),
+            ("candor_kv_blocks_free", GAUGE, "KV cache blocks neither held nor cached.", load(&self.kv_blocks_free)),
+            ("candor_prefix_cache_queries_total", COUNTER, "Prompt tokens looked up in the prefix cache.", queried),
+            ("candor_prefix_cache_hits_total", COUNTER, "Prompt tokens found in the prefix cache.", hits),
+            ("candor_prefix_cache_hit_rate", GAUGE, "Prefix cache hits over queries, in tokens.", hit_rate),
+            ("candor_preemptions_total", COUNTER, "Sequences preempted when the KV pool ran out.", load(&self.preemptions)),
+            ("candor_prompt_tokens_total", COUNTER, "Prompt tokens of admitted sequences.", load(&self.prompt_tokens)),
+            ("candor_generation_tokens_total", COUNTER, "Tokens generated.", load(&self.generation_tokens)),
+            ("candor_reasoning_tokens_total", COUNTER, "Generated tokens spent thinking.", load(&self.reasoning_tokens)),
+            ("candor_requests_finished_total", COUNTER, "Sequences finished (any reason).", load(&self.requests_finished)),
+            ("candor_engine_steps_total", COUNTER, "Forward passes of the batching engine.", load(&self.steps)),
+        ];
         let mut out = String::new();
-        let g = |out: &mut String, name: &str, kind: &str, help: &str, v: f64| {
+        let _ = writeln!(out, "# candor metrics for model {model}");
+        for (name, kind, help, v) in series {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
             );
-        };
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
-        let _ = writeln!(out, "# candor metrics for model {model}");
-        g(
-            &mut out,
-            "candor_requests_running",
-            "gauge",
-            "Sequences in the running batch.",
-            load(&self.running),
-        );
-        g(
-            &mut out,
-            "candor_requests_waiting",
-            "gauge",
-            "Sequences waiting to be admitted.",
-            load(&self.waiting),
-        );
-        g(
-            &mut out,
-            "candor_kv_blocks_total",
-            "gauge",
-            "KV cache blocks in the pool.",
-            load(&self.kv_blocks_total),
-        );
-        g(
-            &mut out,
-            "candor_kv_blocks_used",
-            "gauge",
-            "KV cache blocks held by sequences.",
-            load(&self.kv_blocks_used),
-        );
-        g(
-            &mut out,
-            "candor_kv_blocks_cached",
-            "gauge",
-            "Unheld KV cache blocks kept for prefix reuse (evictable).",
-            load(&self.kv_blocks_cached),
-        );
-        g(
-            &mut out,
-            "candor_kv_blocks_free",
-            "gauge",
-            "KV cache blocks neither held nor cached.",
-            load(&self.kv_blocks_free),
-        );
-        let queried = load(&self.prefix_queried_tokens);
-        let hits = load(&self.prefix_hit_tokens);
-        g(
-            &mut out,
-            "candor_prefix_cache_queries_total",
-            "counter",
-            "Prompt tokens looked up in the prefix cache.",
-            queried,
-        );
-        g(
-            &mut out,
-            "candor_prefix_cache_hits_total",
-            "counter",
-            "Prompt tokens found in the prefix cache.",
-            hits,
-        );
-        g(
-            &mut out,
-            "candor_prefix_cache_hit_rate",
-            "gauge",
-            "Prefix cache hits over queries, in tokens.",
-            if queried > 0.0 { hits / queried } else { 0.0 },
-        );
-        g(
-            &mut out,
-            "candor_preemptions_total",
-            "counter",
-            "Sequences preempted when the KV pool ran out.",
-            load(&self.preemptions),
-        );
-        g(
-            &mut out,
-            "candor_prompt_tokens_total",
-            "counter",
-            "Prompt tokens of admitted sequences.",
-            load(&self.prompt_tokens),
-        );
-        g(
-            &mut out,
-            "candor_generation_tokens_total",
-            "counter",
-            "Tokens generated.",
-            load(&self.generation_tokens),
-        );
-        g(
-            &mut out,
-            "candor_reasoning_tokens_total",
-            "counter",
-            "Generated tokens spent thinking.",
-            load(&self.reasoning_tokens),
-        );
-        g(
-            &mut out,
-            "candor_requests_finished_total",
-            "counter",
-            "Sequences finished (any reason).",
-            load(&self.requests_finished),
-        );
-        g(
-            &mut out,
-            "candor_engine_steps_total",
-            "counter",
-            "Forward passes of the batching engine.",
-            load(&self.steps),
-        );
+        }
         self.time_to_first_token.render(
             &mut out,
             "candor_time_to_first_token_seconds",

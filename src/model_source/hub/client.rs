@@ -156,7 +156,8 @@ impl<'a> Client<'a> {
 
     /// Makes `snapshots/<commit>/<file>` exist: links it to a blob the cache already
     /// has, else downloads the blob into `<etag>.incomplete` (resuming what an earlier
-    /// run left) and renames it once every byte has arrived.
+    /// run left) and renames it once every byte has arrived. Kept whole: each early
+    /// return is a cache state (linked, complete, resumable, stale), in the order checked.
     pub(super) fn download(
         &self,
         repo: &RepoCache,
