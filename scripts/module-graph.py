@@ -8,7 +8,7 @@ paths name), groups files by their module path cut to --depth levels (1: api, en
 ...; 2: api::chat, engine::scheduler, ...), and prints one line per module with what it
 imports. Exits 1 and names the circle if two modules import each other, directly or
 through others. Test modules (`#[cfg(test)] mod tests`) are left out: tests may look
-anywhere. Used for the layout notes in lib.rs and in reviews; CI does not need it.
+anywhere. tests/layout.rs runs it on src/ and models/src at depths 1 and 2.
 """
 import os
 import re
@@ -22,6 +22,43 @@ def module_of(path, root):
     if rel in (["lib"], ["main"]):
         return [rel[0]]
     return rel
+
+
+def expand(text):
+    """`crate::a::{b, c::{d, e}}` -> `crate::a::b crate::a::c::d crate::a::c::e`."""
+    out = []
+    i = 0
+    pat = re.compile(r"crate::((?:[A-Za-z_][A-Za-z0-9_]*::)*)\{")
+    while True:
+        m = pat.search(text, i)
+        if not m:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:m.start()])
+        depth, j = 1, m.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        prefix = "crate::" + m.group(1)
+        inner = expand("\n".join(
+            prefix[:-2] if part.strip() == "self" else prefix + part.strip()
+            for part in split_top(text[m.end():j - 1])))
+        out.append(inner)
+        i = j
+
+
+def split_top(s):
+    """Splits `a, b::{c, d}` at the commas outside braces."""
+    parts, depth, cur = [], 0, ""
+    for ch in s:
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        cur += ch
+    parts.append(cur)
+    return [p for p in parts if p.strip()]
 
 
 def main():
@@ -39,7 +76,7 @@ def main():
             path = os.path.join(dirpath, f)
             text = open(path, encoding="utf-8").read()
             text = re.split(r"#\[cfg\(test\)\]\s*(?:pub(?:\(crate\))? )?mod \w+", text)[0]
-            text = re.sub(r"//.*", "", text)
+            text = expand(re.sub(r"//.*", "", text))
             me = "::".join(module_of(path, root)[:depth])
             deps = edges.setdefault(me, set())
             for m in re.finditer(r"crate::((?:[a-z_][a-z0-9_]*::)*[a-z_][a-z0-9_]*)", text):
@@ -47,8 +84,6 @@ def main():
                 # A path into a module at this depth, not an item of the crate root.
                 if target and target != me and not me.startswith(target + "::"):
                     deps.add(target)
-            for m in re.finditer(r"(?m)^\s*use\s+(?:super|self)::", text):
-                pass
     for me in sorted(edges):
         print(f"{me:32} -> {', '.join(sorted(edges[me])) or '(nothing)'}")
     # Circles: depth-first search for a back edge.

@@ -41,7 +41,8 @@ pub struct Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admitted {
     pub prompt_tokens: usize,
-    pub cached_tokens: usize,
+    /// None without a prefix cache (no block pool).
+    pub cached_tokens: Option<usize>,
 }
 
 pub struct Scheduler<P> {
@@ -184,7 +185,7 @@ impl<P> Scheduler<P> {
                     s.cached_tokens = Some(0);
                     admitted.push(Admitted {
                         prompt_tokens: s.prompt_len,
-                        cached_tokens: 0,
+                        cached_tokens: None,
                     });
                 }
                 self.running.push(s);
@@ -254,7 +255,7 @@ impl<P> Scheduler<P> {
                 s.cached_tokens = Some(s.computed);
                 admitted.push(Admitted {
                     prompt_tokens: s.prompt_len,
-                    cached_tokens: s.computed,
+                    cached_tokens: Some(s.computed),
                 });
             }
             self.running.push(s);
@@ -464,7 +465,7 @@ mod tests {
             admitted,
             vec![Admitted {
                 prompt_tokens: 10,
-                cached_tokens: 9
+                cached_tokens: Some(9)
             }]
         );
         let step = s.schedule();
@@ -489,7 +490,7 @@ mod tests {
         // (the first's partly filled block is registered only when it leaves).
         let admitted = s.admit();
         assert_eq!(admitted.len(), 1);
-        assert_eq!(admitted[0].cached_tokens, 8);
+        assert_eq!(admitted[0].cached_tokens, Some(8));
     }
 
     #[test]

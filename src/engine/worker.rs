@@ -54,8 +54,9 @@ impl Worker {
             self.drop_cancelled();
             for a in self.scheduler.admit() {
                 self.metrics.add_prompt(a.prompt_tokens);
-                self.metrics
-                    .add_prefix_lookup(a.prompt_tokens, a.cached_tokens);
+                if let Some(cached) = a.cached_tokens {
+                    self.metrics.add_prefix_lookup(a.prompt_tokens, cached);
+                }
             }
             self.publish_gauges();
             if self.scheduler.running().is_empty() {
