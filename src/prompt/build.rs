@@ -9,7 +9,7 @@
 
 use crate::prompt::template::{ChatTemplate, RenderOptions, TemplateError};
 use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
-use crate::reasoning::{Markers, Phase, ReasoningParams, ReasoningPlan};
+use crate::reasoning::{Markers, ReasoningParams, ReasoningPlan};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -115,39 +115,11 @@ pub fn build(tools: PromptTools, req: PromptRequest) -> Result<Prompt, PromptErr
     }
     let reasoning = match (&text, &req.reasoning, tools.markers) {
         (Some(text), Some(plan), Some(markers)) => {
-            Some(reasoning_params(tools.tokenizer, text, plan, markers)?)
+            Some(ReasoningParams::new(markers, text, plan, |t: &str| {
+                tools.tokenizer.encode(t, false)
+            })?)
         }
         _ => None,
     };
     Ok(Prompt { ids, reasoning })
-}
-
-/// Where the rendered prompt leaves the model, and the tokens that would close its
-/// thinking.
-fn reasoning_params(
-    tokenizer: &Tokenizer,
-    text: &str,
-    plan: &ReasoningPlan,
-    markers: &Arc<Markers>,
-) -> Result<ReasoningParams, PromptError> {
-    let encode = |t: &str| tokenizer.encode(t, false);
-    // The end marker by its id where it has one: the splitter recognises it by id, and
-    // tokenizing its text might not give that id back.
-    let closing = match markers.end_id {
-        Some(end_id) => {
-            let (before, after) = Markers::closing_parts(plan.budget_message.as_deref());
-            let mut ids = encode(&before)?;
-            ids.push(end_id);
-            ids.extend(encode(after)?);
-            ids
-        }
-        None => encode(&markers.closing_text(plan.budget_message.as_deref()))?,
-    };
-    Ok(ReasoningParams {
-        markers: markers.clone(),
-        phase: Phase::from_prompt(text, markers),
-        raw: plan.raw,
-        budget: plan.budget,
-        closing,
-    })
 }

@@ -32,3 +32,35 @@ pub struct ReasoningParams {
     /// Token ids that end the block when the budget is spent (lead-in and end marker).
     pub closing: Vec<u32>,
 }
+
+impl ReasoningParams {
+    /// How a sequence whose rendered prompt is `prompt` follows and bounds its thinking:
+    /// the phase the prompt leaves the model in, and the tokens that close the block when
+    /// the plan's budget is spent (`encode` tokenizes without special tokens).
+    pub fn new<E>(
+        markers: &Arc<Markers>,
+        prompt: &str,
+        plan: &ReasoningPlan,
+        encode: impl Fn(&str) -> Result<Vec<u32>, E>,
+    ) -> Result<Self, E> {
+        // The end marker by its id where it has one: the splitter recognises it by id,
+        // and tokenizing its text might not give that id back.
+        let closing = match markers.end_id {
+            Some(end_id) => {
+                let (before, after) = Markers::closing_parts(plan.budget_message.as_deref());
+                let mut ids = encode(&before)?;
+                ids.push(end_id);
+                ids.extend(encode(after)?);
+                ids
+            }
+            None => encode(&markers.closing_text(plan.budget_message.as_deref()))?,
+        };
+        Ok(Self {
+            markers: markers.clone(),
+            phase: Phase::from_prompt(prompt, markers),
+            raw: plan.raw,
+            budget: plan.budget,
+            closing,
+        })
+    }
+}
