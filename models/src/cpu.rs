@@ -21,7 +21,7 @@ pub fn has_avx2_fma_f16c() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub mod avx2 {
+pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     /// Cephes' `expf` for 8 lanes; inputs are clamped to where f32 neither overflows nor

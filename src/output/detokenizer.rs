@@ -19,7 +19,8 @@
 //! invalid, even bytes already shown as a valid character. (GGUF SentencePiece tokenizers
 //! decode byte runs locally, see prompt/tokenizer.rs.)
 //!
-//! Stop strings and reasoning tags work on the deltas; they live in stop.rs and reasoning.rs.
+//! Stop strings and reasoning tags work on the deltas: `output/stop.rs` and
+//! `reasoning/splitter.rs`.
 
 use std::sync::Arc;
 

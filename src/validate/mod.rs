@@ -284,8 +284,6 @@ pub fn validate_detokenize(
     }
 }
 
-// Fields both endpoints share
-
 /// The served model, named or left out (llama-server and vLLM serve their one model to
 /// requests without `model`); any other name is a 404.
 fn model(value: &Option<Value>, limits: &Limits) -> Result<(), ValidationError> {

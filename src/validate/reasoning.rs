@@ -20,7 +20,12 @@ pub(super) fn reasoning_fields(
                 "invalid_value",
                 format!(
                     "Invalid value: '{e}'. Supported values are: {}.",
-                    Effort::NAMES.map(|n| format!("'{n}'")).join(", ")
+                    Effort::NAMES
+                        .iter()
+                        .chain(&["max"])
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?),

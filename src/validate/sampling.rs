@@ -223,8 +223,6 @@ fn logit_bias(value: &Option<Value>, limits: &Limits) -> Result<Vec<(u32, f32)>,
         .collect()
 }
 
-// Typed reads of raw values, each error naming its param
-
 #[cfg(test)]
 mod tests {
 
