@@ -141,9 +141,16 @@ pub struct ServeArgs {
     /// The model name clients send and see; default: the file or folder name.
     #[arg(long)]
     pub served_model_name: Option<String>,
-    /// Require `Authorization: Bearer KEY` on every endpoint but /health.
-    #[arg(long, env = "CANDOR_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    /// Require `Authorization: Bearer KEY` on every endpoint but /health. Repeat it (or
+    /// separate keys with commas) for several clients: each key is one client for
+    /// --max-per-client.
+    #[arg(
+        long,
+        env = "CANDOR_API_KEY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub api_key: Vec<String>,
     /// Context size in tokens (prompt + completion); default and maximum: the model's.
     #[arg(long)]
     pub ctx_size: Option<usize>,
@@ -153,6 +160,11 @@ pub struct ServeArgs {
     /// Sequences generated together in one batch (continuous batching).
     #[arg(long, default_value_t = 16)]
     pub max_running: usize,
+    /// Sequences (running or waiting) one client may hold: an API key, else an address.
+    /// More get 429 with Retry-After. Default: --max-running plus half of --max-queue, so
+    /// that one busy client always leaves room in the queue. 0: no bound.
+    #[arg(long)]
+    pub max_per_client: Option<usize>,
     /// Tokens one forward pass may process: running decodes (one each) plus chunks of
     /// prompts, so that a long prompt does not stall the other streams.
     #[arg(long, default_value_t = 512)]
@@ -174,6 +186,23 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pub body_limit: usize,
+    /// Seconds a client has to send a request's headers; then the connection is closed.
+    /// Idle keep-alive connections are closed after it too. 0: no limit.
+    #[arg(long, default_value_t = 15)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body after its headers (408 after). 0: no
+    /// limit.
+    #[arg(long, default_value_t = 60)]
+    pub body_timeout: u64,
+    /// Connections open at once; further ones wait in the kernel's backlog until one
+    /// closes. Keep it under the open-file limit (`ulimit -n`).
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds to wait, after SIGTERM or Ctrl-C, for requests in flight before closing
+    /// them. Default: --request-timeout plus 5 (no limit when that is 0). Idle and
+    /// half-sent connections are closed as soon as no request is in flight.
+    #[arg(long)]
+    pub shutdown_timeout: Option<u64>,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Longest a request may take, in seconds, queueing included; a generation still
@@ -206,9 +235,17 @@ fn parse_markers(s: &str) -> Result<(String, String), String> {
 
 /// `--reasoning-format`: the library type parses itself; clap lists its names in --help.
 fn reasoning_format_parser() -> impl clap::builder::TypedValueParser<Value = ReasoningFormat> {
+    use clap::builder::PossibleValue;
     use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(ReasoningFormat::NAMES)
-        .map(|s| s.parse().expect("one of ReasoningFormat::NAMES"))
+    let help = |name: &str| match name {
+        "separated" => "reasoning_content (and reasoning) apart from content",
+        "raw" => "markers and thoughts left in content, as generated",
+        _ => "thinking dropped from responses (still counted in usage)",
+    };
+    clap::builder::PossibleValuesParser::new(
+        ReasoningFormat::NAMES.map(|n| PossibleValue::new(n).help(help(n))),
+    )
+    .map(|s| s.parse().expect("one of ReasoningFormat::NAMES"))
 }
 
 /// A memory amount from the command line.

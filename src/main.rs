@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn main() {
     let cli = Cli::parse();
@@ -54,14 +55,24 @@ fn dtype_for(
 }
 
 fn run_serve(args: ServeArgs) -> Result<()> {
-    use candor::api::{router, AppState, ServerConfig};
+    use candor::api::{router, serve, AppState, ServeOptions, ServerConfig};
     let model = model_source::resolve(args.model.as_deref())?;
     let path = model.path;
     let device = device::parse_device(&args.load.device)?;
     let name = args.served_model_name.clone().unwrap_or(model.name);
     let state = AppState::new(ServerConfig {
         served_model_name: name.clone(),
-        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        api_keys: args
+            .api_key
+            .iter()
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .collect(),
+        max_per_client: match args.max_per_client {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(args.max_running.max(1) + args.max_queue / 2),
+        },
         ctx_size: args.ctx_size,
         engine: candor::engine::EngineConfig {
             max_queue: args.max_queue,
@@ -78,8 +89,8 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         metrics: !args.no_metrics,
         cors_origins: args.cors_origin.clone(),
         body_limit_bytes: args.body_limit,
-        request_timeout: (args.request_timeout > 0)
-            .then(|| std::time::Duration::from_secs(args.request_timeout)),
+        body_timeout: seconds(args.body_timeout),
+        request_timeout: seconds(args.request_timeout),
         reasoning: candor::reasoning::ReasoningConfig {
             format: args.reasoning_format,
             budget: (args.reasoning_budget >= 0).then_some(args.reasoning_budget as usize),
@@ -137,18 +148,30 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             loader_state.set_loaded(Arc::new(lm));
             Ok(())
         });
-        let app = router(state);
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        });
+        let options = ServeOptions {
+            header_timeout: seconds(args.header_timeout),
+            max_connections: args.max_connections,
+            shutdown_timeout: match args.shutdown_timeout {
+                Some(s) => seconds(s),
+                None => seconds(args.request_timeout).map(|t| t + Duration::from_secs(5)),
+            },
+        };
+        let app = router(state.clone());
+        let serve = tokio::spawn(serve(listener, app, state, options, shutdown_signal()));
         // A model that cannot load ends the server with the reason.
         loader.await??;
-        serve.await?.context("server error")?;
-        tracing::info!("server stopped");
+        serve.await?;
         Ok::<(), anyhow::Error>(())
-    })
+    })?;
+    // Connections still open (a client that went quiet mid-request) are dropped here.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// A flag in seconds where 0 means no limit.
+fn seconds(s: u64) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(s))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -168,7 +191,6 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: no new connections; finishing the requests in flight");
 }
 
 fn run_inspect(model: &str) -> Result<()> {

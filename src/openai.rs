@@ -11,6 +11,7 @@
 //! OpenAPI schemas by the HTTP tests); candor's extensions (`reasoning_content`,
 //! `reasoning`) sit beside them. The endpoints in `api/` fill them in.
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -360,7 +361,7 @@ pub struct CompletionLogprobs {
     pub tokens: Vec<String>,
     pub token_logprobs: Vec<f32>,
     /// Alternatives of each token: text to log-probability.
-    pub top_logprobs: Vec<serde_json::Map<String, Value>>,
+    pub top_logprobs: Vec<IndexMap<String, f32>>,
     /// Where each token starts in the choice's text.
     pub text_offset: Vec<usize>,
 }

@@ -20,12 +20,14 @@ const NAME: &str = "smollm2";
 fn config(api_key: Option<&str>) -> ServerConfig {
     ServerConfig {
         served_model_name: NAME.into(),
-        api_key: api_key.map(str::to_string),
+        api_keys: api_key.into_iter().map(str::to_string).collect(),
+        max_per_client: None,
         ctx_size: Some(512),
         engine: Default::default(),
         metrics: true,
         cors_origins: Vec::new(),
         body_limit_bytes: 64 * 1024,
+        body_timeout: None,
         request_timeout: None,
         reasoning: Default::default(),
     }

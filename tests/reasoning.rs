@@ -309,12 +309,14 @@ fn runtime(dir: &str) -> Arc<LoadedModel> {
 fn app(dir: &str, reasoning: ReasoningConfig) -> Router {
     let state = AppState::new(ServerConfig {
         served_model_name: dir.into(),
-        api_key: None,
+        api_keys: Vec::new(),
+        max_per_client: None,
         ctx_size: None,
         engine: Default::default(),
         metrics: true,
         cors_origins: Vec::new(),
         body_limit_bytes: 1 << 20,
+        body_timeout: None,
         request_timeout: None,
         reasoning,
     });

@@ -2,6 +2,8 @@
 //! then answer at once or as a stream of `chat.completion.chunk` events. Also
 //! llama-server's POST /apply-template, the prompt a chat request renders to.
 
+use crate::api::admission::ClientId;
+use crate::api::blocking;
 use crate::api::error::{parse_json, ApiError};
 use crate::api::generation::{self, Collected, Envelope, Submission};
 use crate::api::sse::{self, ChunkFormat, Delta, StreamShape};
@@ -16,13 +18,17 @@ use crate::validate::{self, Input, Limits, ValidRequest};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::Extension;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    match run(state, body).await {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    Extension(client): Extension<ClientId>,
+    body: Bytes,
+) -> Response {
+    match run(state, client, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -30,21 +36,13 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response
 
 /// POST /apply-template (llama-server): the prompt a chat request renders to, as text.
 pub async fn apply_template(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let result = async {
+    blocking::respond(move || {
         let p = prepare(&state, &body)?;
-        let rendered = tokio::task::spawn_blocking(move || {
-            prompt::render(p.lm.prompt_tools(), &p.messages, p.kwargs)
-                .map_err(|e| ApiError::prompt(e, "messages"))
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
-        Ok::<_, ApiError>(openai::ApplyTemplateResponse { prompt: rendered })
-    }
-    .await;
-    match result {
-        Ok(body) => Json(body).into_response(),
-        Err(e) => e.into_response(),
-    }
+        let prompt = prompt::render(p.lm.prompt_tools(), &p.messages, p.kwargs)
+            .map_err(|e| ApiError::prompt(e, "messages"))?;
+        Ok(openai::ApplyTemplateResponse { prompt })
+    })
+    .await
 }
 
 /// A validated chat request with what its prompt needs.
@@ -94,36 +92,35 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
     })
 }
 
-async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let Prepared {
-        valid,
-        lm,
-        messages,
-        kwargs,
-        plan,
-    } = prepare(&state, &body)?;
-    let request = PromptRequest {
-        input: PromptInput::Chat { messages, kwargs },
-        reasoning: Some(plan.clone()),
-        max_tokens: valid.max_tokens,
-        context: state.context_length(&lm),
-    };
-    // Rendering and tokenizing are CPU work: keep them off the async runtime.
-    let lm2 = lm.clone();
-    let prompt = tokio::task::spawn_blocking(move || prompt::build(lm2.prompt_tools(), request))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::prompt(e, "messages"))?;
+    // Parsing, validating, rendering and tokenizing are CPU work: off the executor.
+    let st = state.clone();
+    let (valid, lm, plan, prompt) = blocking::run(move || {
+        let p = prepare(&st, &body)?;
+        let request = PromptRequest {
+            input: PromptInput::Chat {
+                messages: p.messages,
+                kwargs: p.kwargs,
+            },
+            reasoning: Some(p.plan.clone()),
+            max_tokens: p.valid.max_tokens,
+            context: st.context_length(&p.lm),
+        };
+        let prompt = prompt::build(p.lm.prompt_tools(), request)
+            .map_err(|e| ApiError::prompt(e, "messages"))?;
+        Ok((p.valid, p.lm, p.plan, prompt))
+    })
+    .await?;
     let prompt_tokens = prompt.ids.len();
     let show_reasoning = prompt.reasoning.is_some() && !plan.raw && plan.show;
     let choices = generation::submit(
         &state,
         Submission {
             valid: &valid,
-            prompt,
-            first_index: 0,
+            prompts: vec![prompt],
             param: "messages",
+            client: &client,
             started,
         },
     )?;
@@ -149,23 +146,25 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     }
 
     let results = generation::collect(&lm.tokenizer, choices).await?;
-    let usages: Vec<_> = results.iter().map(|r| &r.usage).collect();
-    generation::log_request(&envelope.id, &usages, started);
-    let usage = generation::total_usage(prompt_tokens, &usages);
-    let choices = results
-        .iter()
-        .map(|r| choice(r, valid.logprobs.is_some(), show_reasoning, &lm.tokenizer))
-        .collect();
-    Ok(Json(openai::ChatCompletion {
-        id: envelope.id,
-        object: openai::CHAT_COMPLETION_OBJECT,
-        created: envelope.created,
-        model: envelope.model,
-        system_fingerprint: openai::FINGERPRINT,
-        choices,
-        usage,
+    Ok(blocking::respond(move || {
+        let usages: Vec<_> = results.iter().map(|r| &r.usage).collect();
+        generation::log_request(&envelope.id, &usages, started);
+        let usage = generation::total_usage(prompt_tokens, &usages);
+        let choices = results
+            .iter()
+            .map(|r| choice(r, valid.logprobs.is_some(), show_reasoning, &lm.tokenizer))
+            .collect();
+        Ok(openai::ChatCompletion {
+            id: envelope.id,
+            object: openai::CHAT_COMPLETION_OBJECT,
+            created: envelope.created,
+            model: envelope.model,
+            system_fingerprint: openai::FINGERPRINT,
+            choices,
+            usage,
+        })
     })
-    .into_response())
+    .await)
 }
 
 /// One finished choice of a non-streamed answer.

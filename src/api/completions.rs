@@ -1,6 +1,8 @@
 //! POST /v1/completions: the legacy text-completion API. The prompt goes to the model as
 //! it is (no chat template); `prompt` may be a list, each answered with `n` choices.
 
+use crate::api::admission::ClientId;
+use crate::api::blocking;
 use crate::api::error::{parse_json, ApiError};
 use crate::api::generation::{self, Envelope, Submission};
 use crate::api::sse::{self, ChunkFormat, Delta, StreamShape};
@@ -13,14 +15,17 @@ use crate::validate::{self, Input, Limits};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::Value;
+use axum::Extension;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub async fn handle(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    match run(state, body).await {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    Extension(client): Extension<ClientId>,
+    body: Bytes,
+) -> Response {
+    match run(state, client, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -41,12 +46,7 @@ fn legacy_logprobs(
         out.top_logprobs.push(
             l.top
                 .iter()
-                .map(|&(id, lp)| {
-                    (
-                        generation::token_text(tok, id),
-                        Value::from(openai::wire_logprob(lp)),
-                    )
-                })
+                .map(|&(id, lp)| (generation::token_text(tok, id), openai::wire_logprob(lp)))
                 .collect(),
         );
         out.text_offset.push(at);
@@ -55,48 +55,52 @@ fn legacy_logprobs(
     out
 }
 
-async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let req: CompletionRequest = parse_json(&body)?;
-    let lm = state.loaded()?.model.clone();
-    let context = state.context_length(&lm);
-    let limits = Limits {
-        served_model_name: state.config.served_model_name.clone(),
-        context_length: context,
-        vocab_size: lm.vocab_size(),
-        default_max_tokens: Some(validate::DEFAULT_COMPLETION_MAX_TOKENS),
-    };
-    let valid = validate::validate_completion(&req, &limits)?;
-    let Input::Completion { prompts, echo } = &valid.input else {
-        unreachable!("validate_completion returns completion input");
-    };
-    let mut choices = Vec::new();
-    let mut prompt_tokens = 0;
-    for (i, text) in prompts.iter().enumerate() {
-        let request = PromptRequest {
-            input: PromptInput::Text(text.clone()),
-            reasoning: None,
-            max_tokens: valid.max_tokens,
-            context,
+    // Parsing, validating and tokenizing are CPU work: off the executor.
+    let st = state.clone();
+    let (valid, lm, prompts, built) = blocking::run(move || {
+        let req: CompletionRequest = parse_json(&body)?;
+        let lm = st.loaded()?.model.clone();
+        let context = st.context_length(&lm);
+        let limits = Limits {
+            served_model_name: st.config.served_model_name.clone(),
+            context_length: context,
+            vocab_size: lm.vocab_size(),
+            default_max_tokens: Some(validate::DEFAULT_COMPLETION_MAX_TOKENS),
         };
-        let lm2 = lm.clone();
-        let prompt =
-            tokio::task::spawn_blocking(move || prompt::build(lm2.prompt_tools(), request))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(|e| ApiError::prompt(e, "prompt"))?;
-        prompt_tokens += prompt.ids.len();
-        choices.extend(generation::submit(
-            &state,
-            Submission {
-                valid: &valid,
-                prompt,
-                first_index: i * valid.n,
-                param: "prompt",
-                started,
-            },
-        )?);
-    }
+        let valid = validate::validate_completion(&req, &limits)?;
+        let Input::Completion { prompts, .. } = &valid.input else {
+            unreachable!("validate_completion returns completion input");
+        };
+        let prompts = prompts.clone();
+        let built = prompts
+            .iter()
+            .map(|text| {
+                let request = PromptRequest {
+                    input: PromptInput::Text(text.clone()),
+                    reasoning: None,
+                    max_tokens: valid.max_tokens,
+                    context,
+                };
+                prompt::build(lm.prompt_tools(), request).map_err(|e| ApiError::prompt(e, "prompt"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((valid, lm, prompts, built))
+    })
+    .await?;
+    let echo = matches!(valid.input, Input::Completion { echo: true, .. });
+    let prompt_tokens = built.iter().map(|p| p.ids.len()).sum();
+    let choices = generation::submit(
+        &state,
+        Submission {
+            valid: &valid,
+            prompts: built,
+            param: "prompt",
+            client: &client,
+            started,
+        },
+    )?;
     let envelope = Envelope::new(
         openai::COMPLETION_ID_PREFIX,
         &state.config.served_model_name,
@@ -128,33 +132,35 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     }
 
     let results = generation::collect(&lm.tokenizer, choices).await?;
-    let usages: Vec<_> = results.iter().map(|r| &r.usage).collect();
-    generation::log_request(&envelope.id, &usages, started);
-    let usage = generation::total_usage(prompt_tokens, &usages);
-    let choices = results
-        .iter()
-        .map(|r| {
-            let prefix = &echoed[r.index];
-            openai::CompletionChoice {
-                text: format!("{prefix}{}", r.text),
-                index: r.index,
-                logprobs: valid
-                    .logprobs
-                    .map(|_| legacy_logprobs(&r.logprobs, &lm.tokenizer, prefix.len())),
-                finish_reason: Some(r.usage.finish.as_str()),
-            }
+    Ok(blocking::respond(move || {
+        let usages: Vec<_> = results.iter().map(|r| &r.usage).collect();
+        generation::log_request(&envelope.id, &usages, started);
+        let usage = generation::total_usage(prompt_tokens, &usages);
+        let choices = results
+            .iter()
+            .map(|r| {
+                let prefix = &echoed[r.index];
+                openai::CompletionChoice {
+                    text: format!("{prefix}{}", r.text),
+                    index: r.index,
+                    logprobs: valid
+                        .logprobs
+                        .map(|_| legacy_logprobs(&r.logprobs, &lm.tokenizer, prefix.len())),
+                    finish_reason: Some(r.usage.finish.as_str()),
+                }
+            })
+            .collect();
+        Ok(openai::Completion {
+            id: envelope.id,
+            object: openai::TEXT_COMPLETION_OBJECT,
+            created: envelope.created,
+            model: envelope.model,
+            system_fingerprint: openai::FINGERPRINT,
+            choices,
+            usage: Some(Some(usage)),
         })
-        .collect();
-    Ok(Json(openai::Completion {
-        id: envelope.id,
-        object: openai::TEXT_COMPLETION_OBJECT,
-        created: envelope.created,
-        model: envelope.model,
-        system_fingerprint: openai::FINGERPRINT,
-        choices,
-        usage: Some(Some(usage)),
     })
-    .into_response())
+    .await)
 }
 
 /// The chunks of a streamed text completion.

@@ -7,6 +7,7 @@
 //! answers use it too), `server_error` for 5xx. The official SDKs pick their exception
 //! class (`BadRequestError`, `AuthenticationError`, `NotFoundError`...) from the status.
 
+use crate::api::admission::Refusal;
 use crate::engine::EngineError;
 use crate::openai::{ErrorObject, ErrorResponse};
 use crate::prompt::PromptError;
@@ -120,6 +121,17 @@ impl ApiError {
         )
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "The request body did not arrive within {} s of its headers (--body-timeout).",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
     /// 503 with `Retry-After`: the request queue is full.
     pub fn overloaded() -> Self {
         let mut e = Self::new(
@@ -176,7 +188,7 @@ impl ApiError {
     pub fn prompt(e: PromptError, param: &str) -> Self {
         match e {
             PromptError::NoTemplate | PromptError::Template(_) => {
-                Self::bad_request(e.to_string(), Some("messages"))
+                Self::bad_request(e.to_string(), Some(param))
             }
             PromptError::Tokenizer(e) => Self::internal(e.to_string()),
             PromptError::ContextLengthExceeded {
@@ -187,14 +199,44 @@ impl ApiError {
         }
     }
 
-    /// What the engine refused when a request was submitted; `param` is the prompt's.
+    /// A client's share of the queue refused the request: 400 when the request alone is
+    /// larger than a client may hold (naming `param`, `n` or `prompt`), else 429 with
+    /// `Retry-After`: the client holds its share and may retry when some finish.
+    pub fn client_refused(e: Refusal, param: &str) -> Self {
+        match e {
+            Refusal::Never { asked, limit } => Self::bad_request(
+                format!(
+                    "the request asks for {asked} sequences (its prompts times n) but one \
+                     client may hold at most {limit} at once (--max-per-client); send fewer \
+                     prompts or a lower n per request"
+                ),
+                Some(param),
+            ),
+            Refusal::Busy { held, limit } => {
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "You already have {held} sequences running or waiting here, and one \
+                         client may hold at most {limit} (--max-per-client). Retry when some \
+                         of your requests have finished."
+                    ),
+                )
+                .with_code("rate_limit_exceeded");
+                e.retry_after_s = Some(RETRY_AFTER_S);
+                e
+            }
+        }
+    }
+
+    /// What the engine refused when a request was submitted; `param` is the field at
+    /// fault (the prompt's, or `n` for too many sequences).
     pub fn engine(e: EngineError, param: &str) -> Self {
         match e {
             EngineError::QueueFull { .. } => Self::overloaded(),
             EngineError::TooLarge { .. } | EngineError::EmptyPrompt => {
                 Self::bad_request(e.to_string(), Some(param))
             }
-            EngineError::TooManyChoices { .. } => Self::bad_request(e.to_string(), Some("n")),
+            EngineError::TooManyChoices { .. } => Self::bad_request(e.to_string(), Some(param)),
             EngineError::Stopped => Self::internal("the engine has stopped"),
         }
     }

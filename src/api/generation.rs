@@ -2,15 +2,17 @@
 //! submitting a prompt's `n` choices to the engine, waiting for a non-streamed answer,
 //! the usage totals and the log line of a finished request. Streaming is [`super::sse`]'s.
 
+use crate::api::admission::{ClientId, ClientPermit};
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::engine::params::GenerateParams;
 use crate::engine::sampler::TokenLogprobs;
-use crate::engine::{Event, Usage};
+use crate::engine::{EngineError, Event, PromptChoices, Usage};
 use crate::openai;
 use crate::prompt::tokenizer::Tokenizer;
 use crate::prompt::Prompt;
 use crate::validate::ValidRequest;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -19,6 +21,9 @@ pub struct ChoiceStream {
     /// Its index in the response's `choices`.
     pub index: usize,
     pub events: UnboundedReceiver<Event>,
+    /// The client's places in the queue, given back when the request's last choice is
+    /// dropped.
+    pub held: Arc<ClientPermit>,
 }
 
 /// What every response or chunk starts with: `id`, `created`, `model`.
@@ -39,53 +44,76 @@ impl Envelope {
     }
 }
 
-/// One prompt of a request, ready to run.
+/// The prompts of one request, ready to run.
 pub struct Submission<'a> {
     pub valid: &'a ValidRequest,
-    pub prompt: Prompt,
-    /// Index of the first of its `n` choices in the response.
-    pub first_index: usize,
-    /// The request field the prompt came from (`messages`, `prompt`), for errors.
+    /// Each is answered with `n` choices, numbered prompt by prompt.
+    pub prompts: Vec<Prompt>,
+    /// The request field the prompts came from (`messages`, `prompt`), for errors.
     pub param: &'static str,
+    /// Who sent it, for its share of the queue.
+    pub client: &'a ClientId,
     /// When the request arrived: its deadline counts from here.
     pub started: Instant,
 }
 
-/// Queues the `n` choices of one prompt at once, or none.
+/// Queues the `n` choices of every prompt at once, or none.
 pub fn submit(state: &AppState, s: Submission) -> Result<Vec<ChoiceStream>, ApiError> {
     let loaded = state.loaded()?;
     let req = s.valid;
+    // The field to name when there are too many sequences: `n` when it alone is at fault.
+    let count_param = if s.prompts.len() > 1 { s.param } else { "n" };
+    let held = state
+        .clients
+        .acquire(s.client, s.prompts.len() * req.n)
+        .map_err(|e| ApiError::client_refused(e, count_param))?;
     let context = state.context_length(&loaded.model);
-    let max_tokens = req
-        .max_tokens
-        .unwrap_or(context.saturating_sub(s.prompt.ids.len()));
     let deadline = state.config.request_timeout.map(|t| s.started + t);
-    let params: Vec<GenerateParams> = (0..req.n)
-        .map(|i| {
-            let mut sampling = req.sampling.clone();
-            // Independent choices: each its own stream of random numbers.
-            sampling.seed = sampling.seed.map(|seed| seed.wrapping_add(i as u64));
-            GenerateParams {
-                sampling,
-                max_tokens,
-                stop: req.stop.clone(),
-                ignore_eos: req.ignore_eos,
-                logprobs: req.logprobs,
-                reasoning: s.prompt.reasoning.clone(),
-                deadline,
+    let prompts = s
+        .prompts
+        .into_iter()
+        .map(|prompt| {
+            let max_tokens = req
+                .max_tokens
+                .unwrap_or(context.saturating_sub(prompt.ids.len()));
+            let params = (0..req.n)
+                .map(|i| {
+                    let mut sampling = req.sampling.clone();
+                    // Independent choices: each its own stream of random numbers.
+                    sampling.seed = sampling.seed.map(|seed| seed.wrapping_add(i as u64));
+                    GenerateParams {
+                        sampling,
+                        max_tokens,
+                        stop: req.stop.clone(),
+                        ignore_eos: req.ignore_eos,
+                        logprobs: req.logprobs,
+                        reasoning: prompt.reasoning.clone(),
+                        deadline,
+                    }
+                })
+                .collect();
+            PromptChoices {
+                prompt: prompt.ids,
+                params,
             }
         })
         .collect();
     let receivers = loaded
         .engine
-        .submit(s.prompt.ids, params, req.max_tokens.is_some())
-        .map_err(|e| ApiError::engine(e, s.param))?;
+        .submit_all(prompts, req.max_tokens.is_some())
+        .map_err(|e| match e {
+            EngineError::TooManyChoices { .. } => ApiError::engine(e, count_param),
+            e => ApiError::engine(e, s.param),
+        })?;
+    let held = Arc::new(held);
     Ok(receivers
         .into_iter()
+        .flatten()
         .enumerate()
-        .map(|(i, events)| ChoiceStream {
-            index: s.first_index + i,
+        .map(|(index, events)| ChoiceStream {
+            index,
             events,
+            held: held.clone(),
         })
         .collect())
 }

@@ -1,19 +1,24 @@
-//! The HTTP API. [`mod@router`] holds the routes and middleware, [`state`] what every
-//! handler shares, [`error`] the one error every handler answers with (including the
+//! The HTTP API. [`mod@serve`] accepts connections and shuts down, [`mod@router`] holds the
+//! routes and middleware, [`state`] what every handler shares, [`admission`] each
+//! client's share of the queue, [`blocking`] the CPU work kept off the executor, [`error`] the one error every handler answers with (including the
 //! mapping of validation, prompt and engine errors). Each endpoint has its file:
 //! [`chat`], [`completions`], [`models`] (with /tokenize and /detokenize). Between a built
 //! prompt and a response, [`generation`] submits choices and collects answers and [`sse`]
 //! frames streams. The wire types are [`crate::openai`]'s; checking a request's values is
 //! [`crate::validate`]'s, building its prompt [`crate::prompt`]'s.
 
+pub mod admission;
+pub mod blocking;
 pub mod chat;
 pub mod completions;
 pub mod error;
 pub mod generation;
 pub mod models;
 pub mod router;
+pub mod serve;
 pub mod sse;
 pub mod state;
 
 pub use router::router;
+pub use serve::{serve, ServeOptions};
 pub use state::{AppState, Loaded, ServerConfig};

@@ -1,5 +1,6 @@
 //! GET /v1/models, GET /v1/models/{id}, and llama-server's POST /tokenize and /detokenize.
 
+use crate::api::blocking;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::openai;
@@ -46,8 +47,14 @@ fn parse(body: &Bytes) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+/// Most tokens /tokenize answers with, and /detokenize takes: what a model can read is
+/// far less; this bounds the size of the answer (about 10 MB of ids).
+pub const MAX_TOKENS: usize = 1 << 20;
+/// Most tokens /tokenize answers with when each comes with its text (`with_pieces`).
+pub const MAX_PIECES: usize = 1 << 18;
+
 pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let run = || -> Result<openai::TokenizeResponse, ApiError> {
+    blocking::respond(move || {
         let v = parse(&body)?;
         let lm = &state.loaded()?.model;
         let content = v
@@ -72,6 +79,22 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
             .tokenizer
             .encode(content, add_special)
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        let limit = if with_pieces { MAX_PIECES } else { MAX_TOKENS };
+        if ids.len() > limit {
+            return Err(ApiError::bad_request(
+                format!(
+                    "`content` is {} tokens; /tokenize answers with at most {limit}{}. Send \
+                     it in parts.",
+                    ids.len(),
+                    if with_pieces {
+                        " with `with_pieces`"
+                    } else {
+                        ""
+                    }
+                ),
+                Some("content"),
+            ));
+        }
         let tokens = if with_pieces {
             openai::Tokens::WithPieces(
                 ids.iter()
@@ -85,21 +108,28 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
             openai::Tokens::Ids(ids)
         };
         Ok(openai::TokenizeResponse { tokens })
-    };
-    match run() {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }
 
 pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let run = || -> Result<openai::DetokenizeResponse, ApiError> {
+    blocking::respond(move || {
         let v = parse(&body)?;
         let lm = &state.loaded()?.model;
         let vocab = lm.vocab_size() as u64;
         let tokens = v.get("tokens").and_then(Value::as_array).ok_or_else(|| {
             ApiError::bad_request("`tokens` must be a list of token ids", Some("tokens"))
         })?;
+        if tokens.len() > MAX_TOKENS {
+            return Err(ApiError::bad_request(
+                format!(
+                    "`tokens` holds {} ids; /detokenize takes at most {MAX_TOKENS}. Send them \
+                     in parts.",
+                    tokens.len()
+                ),
+                Some("tokens"),
+            ));
+        }
         let ids = tokens
             .iter()
             .map(|t| t.as_u64().filter(|&id| id < vocab).map(|id| id as u32))
@@ -115,9 +145,6 @@ pub async fn detokenize(State(state): State<Arc<AppState>>, body: Bytes) -> Resp
             .decode(&ids, false)
             .map_err(|e| ApiError::bad_request(e.to_string(), Some("tokens")))?;
         Ok(openai::DetokenizeResponse { content })
-    };
-    match run() {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }

@@ -67,10 +67,15 @@ pub fn stream(
     choices: Vec<ChoiceStream>,
 ) -> Response {
     let streams = choices.into_iter().map(|c| {
-        let index = c.index;
-        stream::unfold(c.events, move |mut rx| async move {
+        let ChoiceStream {
+            index,
+            events,
+            held,
+        } = c;
+        // The client's places are held until the stream is done or dropped.
+        stream::unfold((events, held), move |(mut rx, held)| async move {
             let ev = rx.recv().await?;
-            Some(((index, ev), rx))
+            Some(((index, ev), (rx, held)))
         })
         .boxed()
     });

@@ -1,16 +1,23 @@
 //! What every handler shares: the server's settings and, once loaded, the model and the
 //! engine that runs it.
 
+use crate::api::admission::ClientSlots;
 use crate::api::error::ApiError;
 use crate::engine::EngineHandle;
 use crate::loaded_model::LoadedModel;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Server settings from the command line.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub served_model_name: String,
-    pub api_key: Option<String>,
+    /// Keys a request may present (`Authorization: Bearer`); none: no authentication.
+    /// With keys, each key is one client for `max_per_client`; without, each address.
+    pub api_keys: Vec<String>,
+    /// Sequences (running or waiting) one client may hold; None: no bound.
+    pub max_per_client: Option<usize>,
     /// Longest prompt + completion, in tokens (at most the model's own context).
     pub ctx_size: Option<usize>,
     /// The batching engine's limits (queue, batch, KV cache).
@@ -19,6 +26,8 @@ pub struct ServerConfig {
     pub metrics: bool,
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
+    /// Time a client has to send a request's body once its headers are in (408 after).
+    pub body_timeout: Option<Duration>,
     /// A request's deadline, from its arrival.
     pub request_timeout: Option<std::time::Duration>,
     pub reasoning: crate::reasoning::ReasoningConfig,
@@ -31,6 +40,19 @@ pub struct AppState {
     loaded: OnceLock<Loaded>,
     /// Unix time the server started, for `created` of /v1/models.
     pub started: u64,
+    /// What each client holds of the queue.
+    pub clients: Arc<ClientSlots>,
+    /// Requests whose response is not yet fully written (streams included).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// One request in flight; dropping it (the response is written, or abandoned) ends it.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub struct Loaded {
@@ -41,10 +63,23 @@ pub struct Loaded {
 impl AppState {
     pub fn new(config: ServerConfig) -> Arc<Self> {
         Arc::new(Self {
+            clients: ClientSlots::new(config.max_per_client),
             config,
             loaded: OnceLock::new(),
             started: crate::openai::unix_now(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Counts a request as in flight until the returned guard is dropped.
+    pub fn begin_request(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Makes the model available to requests.

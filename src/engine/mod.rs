@@ -72,7 +72,11 @@ pub enum EngineError {
     TooLarge { needed: usize, capacity: usize },
     #[error("the prompt is empty")]
     EmptyPrompt,
-    #[error("{asked} choices can never run at once here (at most {limit}); lower n")]
+    #[error(
+        "the request asks for {asked} sequences (its prompts times n) but this server holds \
+         at most {limit} at once (--max-running plus --max-queue); send fewer prompts or a \
+         lower n per request"
+    )]
     TooManyChoices { asked: usize, limit: usize },
     #[error("the engine has stopped")]
     Stopped,
@@ -143,7 +147,7 @@ impl EngineHandle {
         &self.metrics
     }
 
-    /// Queues the `n` choices of one request at once, or none.
+    /// Queues the `n` choices of one prompt at once, or none.
     /// `explicit_max`: the caller set max_tokens (else it is capped to what fits).
     pub fn submit(
         &self,
@@ -151,24 +155,27 @@ impl EngineHandle {
         params: Vec<GenerateParams>,
         explicit_max: bool,
     ) -> Result<Vec<UnboundedReceiver<Event>>, EngineError> {
-        let count = params.len();
-        if prompt.is_empty() {
-            return Err(EngineError::EmptyPrompt);
+        let mut all = self.submit_all(vec![PromptChoices { prompt, params }], explicit_max)?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// Queues every choice of every prompt of one request at once, or none: a request
+    /// that can never be held is refused before it takes a place in the queue, and one
+    /// that only has to wait is refused whole (503), never half queued.
+    pub fn submit_all(
+        &self,
+        prompts: Vec<PromptChoices>,
+        explicit_max: bool,
+    ) -> Result<Vec<Vec<UnboundedReceiver<Event>>>, EngineError> {
+        let count: usize = prompts.iter().map(|p| p.params.len()).sum();
+        for p in &prompts {
+            self.check(p, explicit_max)?;
         }
         if count > self.max_pending {
             return Err(EngineError::TooManyChoices {
                 asked: count,
                 limit: self.max_pending,
             });
-        }
-        if let Some(p) = params.first() {
-            let needed = prompt.len() + p.max_tokens;
-            if prompt.len() + 1 > self.capacity || (needed > self.capacity && explicit_max) {
-                return Err(EngineError::TooLarge {
-                    needed,
-                    capacity: self.capacity,
-                });
-            }
         }
         let reserved = self
             .pending
@@ -182,24 +189,52 @@ impl EngineHandle {
             });
         }
         let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let mut receivers = Vec::with_capacity(count);
-        for mut params in params {
-            let (events, rx) = unbounded_channel();
-            params.max_tokens = params.max_tokens.min(self.capacity - prompt.len());
-            let request = SequenceRequest {
-                prompt: prompt.clone(),
-                params,
-                events,
-                submitted: Instant::now(),
-                request: request_id,
-            };
-            if self.requests.send(request).is_err() {
-                let unsent = count - receivers.len();
-                self.pending.fetch_sub(unsent, Ordering::AcqRel);
-                return Err(EngineError::Stopped);
+        let mut sent = 0;
+        let mut out = Vec::with_capacity(prompts.len());
+        for PromptChoices { prompt, params } in prompts {
+            let mut receivers = Vec::with_capacity(params.len());
+            for mut params in params {
+                let (events, rx) = unbounded_channel();
+                params.max_tokens = params.max_tokens.min(self.capacity - prompt.len());
+                let request = SequenceRequest {
+                    prompt: prompt.clone(),
+                    params,
+                    events,
+                    submitted: Instant::now(),
+                    request: request_id,
+                };
+                if self.requests.send(request).is_err() {
+                    self.pending.fetch_sub(count - sent, Ordering::AcqRel);
+                    return Err(EngineError::Stopped);
+                }
+                sent += 1;
+                receivers.push(rx);
             }
-            receivers.push(rx);
+            out.push(receivers);
         }
-        Ok(receivers)
+        Ok(out)
     }
+
+    /// What one prompt can fail at whatever the queue holds.
+    fn check(&self, p: &PromptChoices, explicit_max: bool) -> Result<(), EngineError> {
+        if p.prompt.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        if let Some(first) = p.params.first() {
+            let needed = p.prompt.len() + first.max_tokens;
+            if p.prompt.len() + 1 > self.capacity || (needed > self.capacity && explicit_max) {
+                return Err(EngineError::TooLarge {
+                    needed,
+                    capacity: self.capacity,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One prompt of a request and the parameters of each of its choices.
+pub struct PromptChoices {
+    pub prompt: Vec<u32>,
+    pub params: Vec<GenerateParams>,
 }

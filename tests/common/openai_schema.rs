@@ -69,9 +69,13 @@ pub fn check(method: &str, path: &str, status: u16, body: &[u8]) {
     let sse = body.starts_with(b"data:");
     let json_body = || serde_json::from_slice::<Value>(body).ok();
     if status >= 400 {
-        if let Some(v) = json_body() {
-            assert_matches("ErrorResponse", &v);
-        }
+        let v = json_body().unwrap_or_else(|| {
+            panic!(
+                "every error carries OpenAI's error body; {method} {path} got {status} with {:?}",
+                String::from_utf8_lossy(body)
+            )
+        });
+        assert_matches("ErrorResponse", &v);
         return;
     }
     let (plain, streamed) = match (method, path) {

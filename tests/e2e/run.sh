@@ -4,7 +4,8 @@
 # checked byte for byte):
 #   - SmolLM2 (the API itself; 32 concurrent streaming clients), then SIGTERM during a
 #     stream (clean end, exit 0);
-#   - two tiny reasoning models (the reasoning trace, tests/e2e/reasoning_sdk.py).
+#   - two tiny reasoning models (the reasoning trace, tests/e2e/reasoning_sdk.py);
+#   - hostile and slow clients (tests/e2e/hardening.py) and a 45 s soak (benches/soak.py).
 # Installs the clients itself (a venv in the cache, npm ci here). Run from the repository
 # root after `cargo build` and scripts/fetch-test-assets.sh.
 set -euo pipefail
@@ -69,6 +70,11 @@ node tests/e2e/stream.mjs "$base" smollm2 "$KEY" && passed=$((passed + 1)) || fa
 "$venv/bin/python" tests/e2e/reasoning_sdk.py "http://127.0.0.1:$r1_port/v1" "http://127.0.0.1:$q3_port/v1" \
   && passed=$((passed + 1)) || failed=$((failed + 1))
 
+# Issue 11's probes (slow and silent clients, the connection cap, errors of every layer,
+# SIGTERM with a half-sent request) on their own servers of the tiny model.
+"$venv/bin/python" tests/e2e/hardening.py "$BIN" "$ASSETS/tiny-qwen2-r1" \
+  && passed=$((passed + 1)) || failed=$((failed + 1))
+
 # curl: a streaming chat, framing checked byte for byte: only `data: <one line>\n\n`
 # events (keep-alive comments aside), chunks before `data: [DONE]\n\n` at the very end.
 check_sse() {
@@ -105,6 +111,16 @@ if [ -s "$body" ] && check_sse "$body" && grep -q '"finish_reason":"length"' "$b
   echo "ok   SIGTERM during a stream: stream completed, new connections refused, exit 0"; passed=$((passed + 1))
 else
   echo "FAIL SIGTERM during a stream (exit $code, refused $refused)"; tail -c 300 "$body"; tail -5 "$logs/smollm2.log"; failed=$((failed + 1))
+fi
+
+# A short soak: mixed traffic (streams, cancelled streams, bad requests, three API keys)
+# for 45 s; no stream may be lost and nothing may answer 5xx. benches/soak.py runs it
+# for as long as asked (an hour in benches/RESULTS.md).
+if python3 benches/soak.py --binary "$BIN" --model "$ASSETS/SmolLM2-135M-Instruct.Q4_1.gguf" \
+  --duration 45 --clients 4 --sample-every 5 >"$logs/soak.txt" 2>&1; then
+  echo "ok   soak: 45 s of mixed traffic, no stream lost"; passed=$((passed + 1))
+else
+  echo "FAIL soak"; cat "$logs/soak.txt"; failed=$((failed + 1))
 fi
 
 echo "e2e: $passed passed, $failed failed"
