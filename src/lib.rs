@@ -30,6 +30,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod constraint;
 pub mod device;
 pub mod engine;
 pub mod inspect;

@@ -1,6 +1,7 @@
 //! A model ready to generate: weights, tokenizer, chat template and end-of-turn tokens,
 //! all found from one path on disk.
 
+use crate::constraint::Grammars;
 use crate::prompt::template::{self, ChatTemplate, TemplateError, TemplateSource};
 use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
 use crate::prompt::PromptTools;
@@ -9,7 +10,7 @@ use candor_models::checkpoint::{Checkpoint, Format, LoadOptions};
 use candor_models::weights::ProgressFn;
 use candor_models::{DType, Device, Model, ModelError};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,8 @@ pub struct LoadedModel {
     /// A short name for logs and the API: the file or folder name.
     pub name: String,
     pub load_time: Duration,
+    /// The vocabulary as constrained decoding needs it, built on first use.
+    grammars: OnceLock<Result<Arc<Grammars>, String>>,
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {
@@ -131,12 +134,24 @@ impl LoadedModel {
             reasoning_markers,
             name,
             load_time: start.elapsed(),
+            grammars: OnceLock::new(),
         })
     }
 
     /// Token ids the model may produce: the model's output rows that the tokenizer can
     /// decode (checkpoints often pad the embedding past the tokenizer, e.g. Qwen's 151936
     /// rows for 151669 tokens).
+    /// The model's vocabulary for constrained decoding (a token trie: built once, on the
+    /// first request that asks for structured output).
+    pub fn grammars(&self) -> Result<Arc<Grammars>, String> {
+        self.grammars
+            .get_or_init(|| {
+                let n_vocab = self.model.config().vocab_size;
+                Grammars::new(self.tokenizer.clone(), n_vocab, &self.eos_ids).map(Arc::new)
+            })
+            .clone()
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.model
             .config()

@@ -145,7 +145,20 @@ fn run_serve(args: ServeArgs) -> Result<()> {
                     }
                 );
             }
-            loader_state.set_loaded(Arc::new(lm));
+            let lm = Arc::new(lm);
+            loader_state.set_loaded(lm.clone());
+            // The vocabulary for structured output, built now rather than by the first
+            // request that asks for it.
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                match lm.grammars() {
+                    Ok(_) => tracing::info!(
+                        "structured output ready ({} ms to index the vocabulary)",
+                        started.elapsed().as_millis()
+                    ),
+                    Err(e) => tracing::warn!("structured output is unavailable: {e}"),
+                }
+            });
             Ok(())
         });
         let options = ServeOptions {

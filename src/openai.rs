@@ -101,6 +101,16 @@ pub struct CommonRequestFields {
     pub repetition_penalty: Option<Value>,
     /// Extension (vLLM): boolean: keep generating past end-of-sequence tokens.
     pub ignore_eos: Option<Value>,
+    /// Extension (vLLM): a JSON schema (object or string) the answer must match.
+    pub guided_json: Option<Value>,
+    /// Extension (vLLM): a regular expression the answer must match.
+    pub guided_regex: Option<Value>,
+    /// Extension (vLLM): the answer is exactly one of these strings.
+    pub guided_choice: Option<Value>,
+    /// Extension (vLLM): a Lark grammar the answer must match.
+    pub guided_grammar: Option<Value>,
+    /// Extension (vLLM): `{json | regex | choice | grammar}`, as the `guided_*` fields.
+    pub structured_outputs: Option<Value>,
 }
 
 /// `POST /v1/chat/completions`. Each field holds the raw JSON value (`None` when absent or

@@ -96,7 +96,7 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
     let started = Instant::now();
     // Parsing, validating, rendering and tokenizing are CPU work: off the executor.
     let st = state.clone();
-    let (valid, lm, plan, prompt) = blocking::run(move || {
+    let (valid, lm, plan, prompt, constraint) = blocking::run(move || {
         let p = prepare(&st, &body)?;
         let request = PromptRequest {
             input: PromptInput::Chat {
@@ -109,7 +109,8 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
         };
         let prompt = prompt::build(p.lm.prompt_tools(), request)
             .map_err(|e| ApiError::prompt(e, "messages"))?;
-        Ok((p.valid, p.lm, p.plan, prompt))
+        let constraint = generation::constraint(&p.lm, &p.valid)?;
+        Ok((p.valid, p.lm, p.plan, prompt, constraint))
     })
     .await?;
     let prompt_tokens = prompt.ids.len();
@@ -122,6 +123,7 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
             param: "messages",
             client: &client,
             started,
+            constraint,
         },
     )?;
     let envelope = Envelope::new(

@@ -59,7 +59,7 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
     let started = Instant::now();
     // Parsing, validating and tokenizing are CPU work: off the executor.
     let st = state.clone();
-    let (valid, lm, prompts, built) = blocking::run(move || {
+    let (valid, lm, prompts, built, constraint) = blocking::run(move || {
         let req: CompletionRequest = parse_json(&body)?;
         let lm = st.loaded()?.model.clone();
         let context = st.context_length(&lm);
@@ -86,7 +86,8 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
                 prompt::build(lm.prompt_tools(), request).map_err(|e| ApiError::prompt(e, "prompt"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((valid, lm, prompts, built))
+        let constraint = generation::constraint(&lm, &valid)?;
+        Ok((valid, lm, prompts, built, constraint))
     })
     .await?;
     let echo = matches!(valid.input, Input::Completion { echo: true, .. });
@@ -99,6 +100,7 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
             param: "prompt",
             client: &client,
             started,
+            constraint,
         },
     )?;
     let envelope = Envelope::new(

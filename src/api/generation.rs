@@ -5,9 +5,11 @@
 use crate::api::admission::{ClientId, ClientPermit};
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
+use crate::constraint::Constraint;
 use crate::engine::params::GenerateParams;
 use crate::engine::sampler::TokenLogprobs;
 use crate::engine::{EngineError, Event, PromptChoices, Usage};
+use crate::loaded_model::LoadedModel;
 use crate::openai;
 use crate::prompt::tokenizer::Tokenizer;
 use crate::prompt::Prompt;
@@ -55,6 +57,22 @@ pub struct Submission<'a> {
     pub client: &'a ClientId,
     /// When the request arrived: its deadline counts from here.
     pub started: Instant,
+    /// The state every choice's grammar starts from (structured output).
+    pub constraint: Option<Constraint>,
+}
+
+/// Compiles the request's grammar for this model, if it has one: a grammar llguidance
+/// cannot compile is a 400 naming the field it came from.
+pub fn constraint(lm: &LoadedModel, valid: &ValidRequest) -> Result<Option<Constraint>, ApiError> {
+    let Some(g) = &valid.grammar else {
+        return Ok(None);
+    };
+    let grammars = lm
+        .grammars()
+        .map_err(|e| ApiError::internal(format!("structured output is unavailable: {e}")))?;
+    grammars.compile(&g.grammar).map(Some).map_err(|e| {
+        ApiError::bad_request(format!("'{}' cannot be used: {e}", g.param), Some(&g.param))
+    })
 }
 
 /// Queues the `n` choices of every prompt at once, or none.
@@ -89,6 +107,7 @@ pub fn submit(state: &AppState, s: Submission) -> Result<Vec<ChoiceStream>, ApiE
                         logprobs: req.logprobs,
                         reasoning: prompt.reasoning.clone(),
                         deadline,
+                        constraint: s.constraint.clone(),
                     }
                 })
                 .collect();

@@ -41,6 +41,8 @@ pub struct OutputProcessor {
     /// Generated tokens, inserted ones included.
     tokens: Vec<u32>,
     finish: Option<FinishReason>,
+    /// Scratch: the logits with what the grammar forbids at minus infinity.
+    masked: Vec<f32>,
 }
 
 impl OutputProcessor {
@@ -58,6 +60,7 @@ impl OutputProcessor {
             budget_spent: false,
             tokens: Vec::new(),
             finish: None,
+            masked: Vec::new(),
             params,
         }
     }
@@ -93,12 +96,20 @@ impl OutputProcessor {
                 self.forced.extend(&r.closing);
             }
         }
-        let (token, is_forced) = match self.forced.pop_front() {
-            Some(t) => (t, true),
-            None => (self.sampler.sample(logits), false),
+        let (token, is_forced, constrained) = match self.forced.pop_front() {
+            Some(t) => (t, true, false),
+            None => {
+                let (t, constrained) = self.sample(logits)?;
+                (t, false, constrained)
+            }
         };
         if !is_forced && !self.params.ignore_eos && lm.eos_ids.contains(&token) {
             return self.end(FinishReason::Stop);
+        }
+        let mut grammar_done = false;
+        if let (true, Some(c)) = (constrained, &mut self.params.constraint) {
+            c.consume(token).map_err(GenerateError::Constraint)?;
+            grammar_done = c.is_finished();
         }
         self.sampler.accept(token);
         self.tokens.push(token);
@@ -123,7 +134,13 @@ impl OutputProcessor {
             stopped = scan.stopped;
         }
         out.reasoning = thought;
-        if stopped {
+        if grammar_done && !stopped {
+            // The grammar allows nothing more: the answer is complete.
+            let rest = self.end(FinishReason::Stop)?;
+            out.text.push_str(&rest.text);
+            out.reasoning.push_str(&rest.reasoning);
+            out.finish = rest.finish;
+        } else if stopped {
             // The stop string ends the answer: nothing held back is released.
             self.finish = Some(FinishReason::Stop);
             out.finish = self.finish;
@@ -134,6 +151,35 @@ impl OutputProcessor {
             out.finish = rest.finish;
         }
         Ok(out)
+    }
+
+    /// Samples the next token; under a grammar, from the tokens it allows. Returns the
+    /// token and whether the grammar chose among them (it is then to be consumed). The
+    /// thinking is free: a sequence that is thinking samples from all the logits, and
+    /// one that may still open its block may always choose the start marker.
+    fn sample(&mut self, logits: &[f32]) -> Result<(u32, bool), GenerateError> {
+        let phase = self.splitter.as_ref().map(|s| s.phase());
+        let Some(constraint) = &mut self.params.constraint else {
+            return Ok((self.sampler.sample(logits), false));
+        };
+        if phase == Some(Phase::Thinking) {
+            return Ok((self.sampler.sample(logits), false));
+        }
+        let start = match phase {
+            Some(Phase::Undecided) => self
+                .params
+                .reasoning
+                .as_ref()
+                .and_then(|r| r.markers.start_id),
+            _ => None,
+        };
+        self.masked.clear();
+        self.masked.extend_from_slice(logits);
+        constraint
+            .mask(&mut self.masked, start)
+            .map_err(GenerateError::Constraint)?;
+        let token = self.sampler.sample(&self.masked);
+        Ok((token, start != Some(token)))
     }
 
     /// Ends the sequence at its deadline, outside a step (waiting, or between steps).

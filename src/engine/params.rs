@@ -2,6 +2,7 @@
 //! can end; the engine's [`crate::engine::output_processor::OutputProcessor`] carries it
 //! out step by step.
 
+use crate::constraint::Constraint;
 use crate::engine::sampler::SamplingParams;
 use crate::prompt::tokenizer::TokenizerError;
 use crate::reasoning::ReasoningParams;
@@ -14,6 +15,8 @@ pub enum GenerateError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    #[error("structured output: {0}")]
+    Constraint(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub struct GenerateParams {
     pub reasoning: Option<ReasoningParams>,
     /// Past it, the sequence ends (finish reason `Timeout`).
     pub deadline: Option<Instant>,
+    /// What the answer must match (structured output); the thinking stays free.
+    pub constraint: Option<Constraint>,
 }
 
 impl GenerateParams {
@@ -64,6 +69,7 @@ impl GenerateParams {
             logprobs: None,
             reasoning: None,
             deadline: None,
+            constraint: None,
         }
     }
 }

@@ -376,6 +376,38 @@ impl Tokenizer {
         self.special_ids.contains(&id)
     }
 
+    /// The bytes each id stands for, as constrained decoding needs them (a token trie):
+    /// byte-level vocabularies (GPT-2, Qwen, Llama 3) map their characters back to
+    /// bytes; SentencePiece ones turn `▁` into a space and `<0xNN>` into its byte. A
+    /// special token is `None`: it stands for no text.
+    pub fn token_bytes(&self) -> Vec<Option<Vec<u8>>> {
+        let byte_level = self.inner.get_decoder().is_some_and(has_byte_level);
+        let chars = byte_level.then(byte_level_chars);
+        (0..self.vocab_size as u32)
+            .map(|id| {
+                if self.special_ids.contains(&id) {
+                    return None;
+                }
+                let piece = self.inner.id_to_token(id)?;
+                if let Decoding::SentencePiece { byte_tokens, .. } = &self.decoding {
+                    if let Some(&b) = byte_tokens.get(&id) {
+                        return Some(vec![b]);
+                    }
+                }
+                match &chars {
+                    Some(map) => piece.chars().map(|c| map.get(&c).copied()).collect(),
+                    None => {
+                        let hex = piece.strip_prefix("<0x").and_then(|h| h.strip_suffix('>'));
+                        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                            Some(b) if piece.len() == 6 => Some(vec![b]),
+                            _ => Some(piece.replace('\u{2581}', " ").into_bytes()),
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// The underlying `tokenizers` tokenizer. For GGUF tokenizers it does not add BOS/EOS on
     /// its own; [`Tokenizer::encode`] does.
     pub fn inner(&self) -> &tokenizers::Tokenizer {
@@ -692,4 +724,34 @@ mod tests {
             "{err}"
         );
     }
+}
+
+/// Whether a decoder (or one in its sequence) is GPT-2's byte-level one.
+fn has_byte_level(d: &tokenizers::decoders::DecoderWrapper) -> bool {
+    match d {
+        tokenizers::decoders::DecoderWrapper::ByteLevel(_) => true,
+        tokenizers::decoders::DecoderWrapper::Sequence(s) => {
+            s.get_decoders().iter().any(has_byte_level)
+        }
+        _ => false,
+    }
+}
+
+/// GPT-2's byte-level alphabet, backwards: each printable stand-in to the byte it is.
+/// Printable ASCII and Latin-1 bytes stand for themselves; the other 68 bytes are
+/// written as the characters from U+0100 on, in byte order.
+fn byte_level_chars() -> HashMap<char, u8> {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let mut next = 0x100u32;
+    (0..=255u8)
+        .map(|b| {
+            if printable(b) {
+                (char::from(b), b)
+            } else {
+                let c = char::from_u32(next).expect("U+0100.. are chars");
+                next += 1;
+                (c, b)
+            }
+        })
+        .collect()
 }

@@ -13,13 +13,15 @@
 mod messages;
 mod reasoning;
 mod sampling;
+mod structured;
 mod values;
 
 use crate::engine::sampler::SamplingParams;
 use crate::openai::{ChatCompletionRequest, CompletionRequest, DetokenizeRequest};
 use crate::reasoning::ReasoningRequest;
 use serde_json::{Map, Value};
-use values::{boolean, integer_in, invalid, missing, string, wrong_type};
+pub use structured::RequestGrammar;
+use values::{boolean, integer_in, invalid, string, wrong_type};
 
 /// Upper bound of `n`.
 pub const MAX_N: usize = 16;
@@ -85,6 +87,8 @@ pub struct ValidRequest {
     pub ignore_eos: bool,
     /// Chat only: how to show and bound the thinking.
     pub reasoning: ReasoningRequest,
+    /// What the answer must match (structured output), if anything.
+    pub grammar: Option<RequestGrammar>,
 }
 
 /// Why a request was refused. Each variant carries OpenAI's `message`, the `param` at
@@ -151,7 +155,7 @@ pub fn validate_chat(
     unsupported(&req.functions, "functions", |_| false)?;
     unsupported(&req.function_call, "function_call", |v| v == "none")?;
     unsupported(&req.audio, "audio", |_| false)?;
-    response_format(&req.response_format)?;
+    let grammar = structured::grammar(&req.common, req.response_format.as_ref())?;
 
     let messages = messages::messages(&req.messages)?;
     let chat_template_kwargs = match &req.chat_template_kwargs {
@@ -199,6 +203,7 @@ pub fn validate_chat(
         include_usage: common.include_usage,
         logprobs,
         ignore_eos: common.ignore_eos,
+        grammar,
     })
 }
 
@@ -236,6 +241,7 @@ pub fn validate_completion(
     .map(|k| k as usize);
 
     let common = sampling::common(&req.common, limits)?;
+    let grammar = structured::grammar(&req.common, None)?;
     if let Some(best_of) = values::integer(&req.best_of, "best_of")? {
         if best_of != common.n as i128 {
             return Err(ValidationError::Unsupported {
@@ -259,6 +265,7 @@ pub fn validate_completion(
         logprobs,
         ignore_eos: common.ignore_eos,
         reasoning: ReasoningRequest::default(),
+        grammar,
     })
 }
 
@@ -320,26 +327,6 @@ fn unsupported(
     }
 }
 
-/// `{"type": "text"}` is OpenAI's default and asks for nothing; any other format is refused.
-fn response_format(value: &Option<Value>) -> Result<(), ValidationError> {
-    let Some(format) = value else { return Ok(()) };
-    let Value::Object(fields) = format else {
-        return Err(wrong_type("response_format", "an object", format));
-    };
-    match fields.get("type") {
-        Some(Value::String(t)) if t == "text" => Ok(()),
-        Some(Value::String(t)) => Err(ValidationError::Unsupported {
-            message: format!(
-                "'response_format' of type '{t}' is not supported yet; only 'text' is."
-            ),
-            param: "response_format".into(),
-            code: "unsupported_value",
-        }),
-        Some(other) => Err(wrong_type("response_format.type", "a string", other)),
-        None => Err(missing("response_format.type")),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod test_support;
 
@@ -368,6 +355,7 @@ mod tests {
                 logprobs: None,
                 ignore_eos: false,
                 reasoning: ReasoningRequest::default(),
+                grammar: None,
             }
         );
         assert_eq!(v.sampling.temperature, 1.0);
@@ -526,22 +514,40 @@ mod tests {
 
     #[test]
     fn response_format() {
-        assert!(chat(json!({"response_format": {"type": "text"}})).is_ok());
-        let e = chat(json!({"response_format": {"type": "json_object"}})).unwrap_err();
-        assert!(matches!(e, ValidationError::Unsupported { .. }));
+        use crate::constraint::Grammar;
+        let grammar = |v: Value| chat(v).unwrap().grammar.map(|g| (g.grammar, g.param));
+        assert_eq!(grammar(json!({"response_format": {"type": "text"}})), None);
         assert_eq!(
-            (e.param(), e.code()),
-            ("response_format", "unsupported_value")
+            grammar(json!({"response_format": {"type": "json_object"}})),
+            Some((Grammar::JsonObject, "response_format".into()))
+        );
+        let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}}});
+        assert_eq!(
+            grammar(json!({"response_format": {"type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema, "strict": true}}})),
+            Some((Grammar::JsonSchema(schema), "response_format".into()))
         );
         assert_eq!(
-            e.message(),
-            "'response_format' of type 'json_object' is not supported yet; only 'text' is."
+            grammar(json!({"guided_choice": ["yes", "no"]})),
+            Some((
+                Grammar::Choice(vec!["yes".into(), "no".into()]),
+                "guided_choice".into()
+            ))
         );
         assert_eq!(
-            refused(chat(
-                json!({"response_format": {"type": "json_schema", "json_schema": {}}})
-            )),
-            is("response_format", "unsupported_value")
+            grammar(json!({"structured_outputs": {"regex": "[0-9]+"}})),
+            Some((
+                Grammar::Regex("[0-9]+".into()),
+                "structured_outputs.regex".into()
+            ))
+        );
+        assert_eq!(
+            refused(chat(json!({"response_format": {"type": "xml"}}))),
+            is("response_format", "invalid_value")
+        );
+        assert_eq!(
+            refused(chat(json!({"response_format": {"type": "json_schema"}}))),
+            is("response_format.json_schema", "missing_required_parameter")
         );
         assert_eq!(
             refused(chat(json!({"response_format": "json"}))),
@@ -550,6 +556,16 @@ mod tests {
         assert_eq!(
             refused(chat(json!({"response_format": {}}))),
             is("response_format.type", "missing_required_parameter")
+        );
+        assert_eq!(
+            refused(chat(json!({"guided_choice": []}))),
+            is("guided_choice", "invalid_type")
+        );
+        assert_eq!(
+            refused(chat(
+                json!({"guided_regex": "a", "response_format": {"type": "json_object"}})
+            )),
+            is("guided_regex", "invalid_value")
         );
     }
 
@@ -572,6 +588,7 @@ mod tests {
                 logprobs: None,
                 ignore_eos: false,
                 reasoning: ReasoningRequest::default(),
+                grammar: None,
             }
         );
         let server_default = Limits {
