@@ -3,6 +3,7 @@
 //! library's config structs (`ServerConfig`, `EngineConfig`, `LoadConfig`).
 
 use crate::reasoning::{EffortBudgets, ReasoningFormat};
+use crate::tools::ToolFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -223,6 +224,10 @@ pub struct ServeArgs {
     /// "Time to answer."
     #[arg(long)]
     pub reasoning_budget_message: Option<String>,
+    /// How the model writes tool calls: hermes (Qwen 2.5/3, Hermes), llama3-json,
+    /// mistral or deepseek. Default: read from the chat template.
+    #[arg(long, value_parser = tool_format_parser())]
+    pub tool_call_format: Option<ToolFormat>,
     /// The thinking markers as START,END (default `<think>,</think>` where the tokenizer
     /// has them).
     #[arg(long, value_parser = parse_markers)]
@@ -234,6 +239,12 @@ fn parse_markers(s: &str) -> Result<(String, String), String> {
 }
 
 /// `--reasoning-format`: the library type parses itself; clap lists its names in --help.
+fn tool_format_parser() -> impl clap::builder::TypedValueParser<Value = ToolFormat> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ToolFormat::NAMES)
+        .map(|s| s.parse().expect("one of ToolFormat::NAMES"))
+}
+
 fn reasoning_format_parser() -> impl clap::builder::TypedValueParser<Value = ReasoningFormat> {
     use clap::builder::PossibleValue;
     use clap::builder::TypedValueParser;

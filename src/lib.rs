@@ -40,4 +40,5 @@ pub mod openai;
 pub mod output;
 pub mod prompt;
 pub mod reasoning;
+pub mod tools;
 pub mod validate;

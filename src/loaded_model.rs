@@ -6,6 +6,7 @@ use crate::prompt::template::{self, ChatTemplate, TemplateError, TemplateSource}
 use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
 use crate::prompt::PromptTools;
 use crate::reasoning::Markers;
+use crate::tools::ToolFormat;
 use candor_models::checkpoint::{Checkpoint, Format, LoadOptions};
 use candor_models::weights::ProgressFn;
 use candor_models::{DType, Device, Model, ModelError};
@@ -63,6 +64,9 @@ pub struct LoadedModel {
     /// A short name for logs and the API: the file or folder name.
     pub name: String,
     pub load_time: Duration,
+    /// How the model writes tool calls: read from its chat template (`--tool-call-format`
+    /// overrides it); None: the template knows no tools.
+    pub tool_format: Option<ToolFormat>,
     /// The vocabulary as constrained decoding needs it, built on first use.
     grammars: OnceLock<Result<Arc<Grammars>, String>>,
 }
@@ -120,6 +124,9 @@ impl LoadedModel {
             }
         }
         .map(Arc::new);
+        let tool_format = template
+            .as_ref()
+            .and_then(|t| ToolFormat::detect(t.source()));
         let name = cfg
             .model
             .file_name()
@@ -134,13 +141,11 @@ impl LoadedModel {
             reasoning_markers,
             name,
             load_time: start.elapsed(),
+            tool_format,
             grammars: OnceLock::new(),
         })
     }
 
-    /// Token ids the model may produce: the model's output rows that the tokenizer can
-    /// decode (checkpoints often pad the embedding past the tokenizer, e.g. Qwen's 151936
-    /// rows for 151669 tokens).
     /// The model's vocabulary for constrained decoding (a token trie: built once, on the
     /// first request that asks for structured output).
     pub fn grammars(&self) -> Result<Arc<Grammars>, String> {
@@ -152,6 +157,9 @@ impl LoadedModel {
             .clone()
     }
 
+    /// Token ids the model may produce: the model's output rows that the tokenizer can
+    /// decode (checkpoints often pad the embedding past the tokenizer, e.g. Qwen's 151936
+    /// rows for 151669 tokens).
     pub fn vocab_size(&self) -> usize {
         self.model
             .config()

@@ -118,6 +118,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         };
         let loader_state = state.clone();
         let ctx_size = args.ctx_size;
+        let tool_call_format = args.tool_call_format;
         let loader = tokio::task::spawn_blocking(move || -> Result<()> {
             let lm = LoadedModel::load(&cfg)
                 .with_context(|| format!("cannot load {}", cfg.model.display()))?;
@@ -144,6 +145,16 @@ fn run_serve(args: ServeArgs) -> Result<()> {
                         candor::reasoning::ReasoningFormat::Hidden => "to nobody (hidden)",
                     }
                 );
+            }
+            let mut lm = lm;
+            if tool_call_format.is_some() {
+                lm.tool_format = tool_call_format;
+            }
+            match lm.tool_format {
+                Some(f) => tracing::info!("tool calls: read in the {f} format"),
+                None => tracing::info!(
+                    "tool calls: the chat template describes none (--tool-call-format sets a format)"
+                ),
             }
             let lm = Arc::new(lm);
             loader_state.set_loaded(lm.clone());
@@ -308,6 +319,7 @@ fn chat_prompt(lm: &LoadedModel, messages: &[Value]) -> Result<Vec<u32>> {
         PromptInput::Chat {
             messages: messages.to_vec(),
             kwargs: Default::default(),
+            tools: None,
         },
     )
 }

@@ -54,13 +54,21 @@ pub fn unix_now() -> u64 {
 /// A fresh response id: `prefix`, a dash and 29 random letters and digits, like
 /// OpenAI's (`new_id(CHAT_COMPLETION_ID_PREFIX)` gives `chatcmpl-…`).
 pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{}", random_alphanumeric(29))
+}
+
+/// A fresh tool call id: `call_` and 24 random letters and digits, like OpenAI's.
+pub fn new_tool_call_id() -> String {
+    format!("call_{}", random_alphanumeric(24))
+}
+
+fn random_alphanumeric(n: usize) -> String {
     use rand::Rng;
-    let suffix: String = rand::rng()
+    rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
-        .take(29)
+        .take(n)
         .map(char::from)
-        .collect();
-    format!("{prefix}-{suffix}")
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -121,6 +129,12 @@ pub struct ChatCompletionRequest {
     pub model: Option<Value>,
     /// Array of message objects, kept raw for the chat template.
     pub messages: Option<Value>,
+    /// Array of `{"type": "function", "function": {name, description, parameters, strict}}`.
+    pub tools: Option<Value>,
+    /// `"auto"`, `"none"`, `"required"` or `{"type": "function", "function": {"name"}}`.
+    pub tool_choice: Option<Value>,
+    /// Boolean (default true): false allows at most one call.
+    pub parallel_tool_calls: Option<Value>,
     /// Integer >= 1. Deprecated by OpenAI in favour of `max_completion_tokens`.
     pub max_tokens: Option<Value>,
     /// Integer >= 1; wins over `max_tokens` when both are sent.
@@ -154,15 +168,11 @@ pub struct ChatCompletionRequest {
     /// String written before the end marker when the budget closes the thinking.
     pub reasoning_budget_message: Option<Value>,
 
-    /// Not supported yet: captured so that validation names it in a 400.
-    pub tools: Option<Value>,
-    /// Not supported yet, except `"none"`.
-    pub tool_choice: Option<Value>,
     /// Not supported yet (the deprecated form of `tools`).
     pub functions: Option<Value>,
     /// Not supported yet, except `"none"`.
     pub function_call: Option<Value>,
-    /// Not supported yet, except `{"type": "text"}` (the default).
+    /// `{"type": "text" | "json_object" | "json_schema", ...}`.
     pub response_format: Option<Value>,
     /// Not supported: audio output.
     pub audio: Option<Value>,
@@ -271,7 +281,49 @@ pub struct ChatMessage {
     /// Present when the server shows the thinking (`--reasoning-format separated`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<ReasoningFields>,
+    /// The calls the model made (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
 }
+
+/// One call of a function, as `message.tool_calls` carries it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub call_type: &'static str,
+    pub function: FunctionCall,
+}
+
+/// A called function: its name and its arguments as JSON text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A piece of a call in a stream: the first carries `id`, `type` and the name; later
+/// ones pieces of `arguments`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallDelta {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub call_type: Option<&'static str>,
+    pub function: FunctionCallDelta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionCallDelta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+}
+
+/// `type` of a tool call.
+pub const FUNCTION: &str = "function";
 
 /// `logprobs` of a chat choice: one entry per generated token.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -340,6 +392,8 @@ pub struct ChatDelta {
     pub reasoning_content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 /// A `text_completion`: the whole answer, or one streamed chunk of it.

@@ -8,6 +8,9 @@ use crate::api::error::{parse_json, ApiError};
 use crate::api::generation::{self, Collected, Envelope, Submission};
 use crate::api::sse::{self, ChunkFormat, Delta, StreamShape};
 use crate::api::state::AppState;
+use crate::api::tool_calls::{self, StreamPiece, ToolPlan, ToolStream};
+use crate::constraint::Constraint;
+use crate::engine::params::FinishReason;
 use crate::engine::sampler::TokenLogprobs;
 use crate::loaded_model::LoadedModel;
 use crate::openai::{self, ChatCompletionRequest};
@@ -20,6 +23,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,7 +42,7 @@ pub async fn handle(
 pub async fn apply_template(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     blocking::respond(move || {
         let p = prepare(&state, &body)?;
-        let prompt = prompt::render(p.lm.prompt_tools(), &p.messages, p.kwargs)
+        let prompt = prompt::render(p.lm.prompt_tools(), &p.messages, p.kwargs, p.tool_defs)
             .map_err(|e| ApiError::prompt(e, "messages"))?;
         Ok(openai::ApplyTemplateResponse { prompt })
     })
@@ -53,6 +57,12 @@ struct Prepared {
     /// Template variables, `enable_thinking` added by the reasoning plan.
     kwargs: Map<String, Value>,
     plan: ReasoningPlan,
+    /// How the answer is read for tool calls, if the request offers tools.
+    tools: Option<ToolPlan>,
+    /// A forced call's grammar.
+    forced_call: Option<Constraint>,
+    /// The tools as the template's `tools` variable shows them.
+    tool_defs: Option<Vec<Value>>,
 }
 
 fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
@@ -72,7 +82,9 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
     else {
         unreachable!("validate_chat returns chat input");
     };
-    let (messages, mut kwargs) = (messages.clone(), chat_template_kwargs.clone());
+    let (mut messages, mut kwargs) = (messages.clone(), chat_template_kwargs.clone());
+    let (tools, forced_call) = tool_calls::prepare(&lm, valid.tools.as_ref(), &mut messages)?;
+    let tool_defs = tools.and(valid.tools.as_ref()).map(|t| t.raw.clone());
     let Some(template) = &lm.template else {
         return Err(ApiError::prompt(
             prompt::PromptError::NoTemplate,
@@ -89,6 +101,9 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
         messages,
         kwargs,
         plan,
+        tools,
+        forced_call,
+        tool_defs,
     })
 }
 
@@ -96,12 +111,13 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
     let started = Instant::now();
     // Parsing, validating, rendering and tokenizing are CPU work: off the executor.
     let st = state.clone();
-    let (valid, lm, plan, prompt, constraint) = blocking::run(move || {
+    let (valid, lm, plan, prompt, constraint, tools) = blocking::run(move || {
         let p = prepare(&st, &body)?;
         let request = PromptRequest {
             input: PromptInput::Chat {
                 messages: p.messages,
                 kwargs: p.kwargs,
+                tools: p.tool_defs,
             },
             reasoning: Some(p.plan.clone()),
             max_tokens: p.valid.max_tokens,
@@ -109,8 +125,11 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
         };
         let prompt = prompt::build(p.lm.prompt_tools(), request)
             .map_err(|e| ApiError::prompt(e, "messages"))?;
-        let constraint = generation::constraint(&p.lm, &p.valid)?;
-        Ok((p.valid, p.lm, p.plan, prompt, constraint))
+        let constraint = match p.forced_call {
+            Some(c) => Some(c),
+            None => generation::constraint(&p.lm, &p.valid)?,
+        };
+        Ok((p.valid, p.lm, p.plan, prompt, constraint, p.tools))
     })
     .await?;
     let prompt_tokens = prompt.ids.len();
@@ -143,6 +162,9 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
             envelope,
             include_usage: valid.include_usage,
             tokenizer: lm.tokenizer.clone(),
+            tools,
+            tool_streams: HashMap::new(),
+            role_sent: HashSet::new(),
         };
         return Ok(sse::stream(format, shape, lm.tokenizer.clone(), choices));
     }
@@ -154,7 +176,15 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
         let usage = generation::total_usage(prompt_tokens, &usages);
         let choices = results
             .iter()
-            .map(|r| choice(r, valid.logprobs.is_some(), show_reasoning, &lm.tokenizer))
+            .map(|r| {
+                choice(
+                    r,
+                    valid.logprobs.is_some(),
+                    show_reasoning,
+                    tools,
+                    &lm.tokenizer,
+                )
+            })
             .collect();
         Ok(openai::ChatCompletion {
             id: envelope.id,
@@ -174,14 +204,24 @@ fn choice(
     r: &Collected,
     logprobs: bool,
     show_reasoning: bool,
+    tools: Option<ToolPlan>,
     tok: &Tokenizer,
 ) -> openai::ChatChoice {
+    let (content, calls) = match tools {
+        Some(plan) => tool_calls::split(plan, &r.text),
+        None => (Some(r.text.clone()), Vec::new()),
+    };
+    let finish = match r.usage.finish {
+        FinishReason::Stop if !calls.is_empty() => "tool_calls",
+        f => f.as_str(),
+    };
     openai::ChatChoice {
         index: r.index,
         message: openai::ChatMessage {
             role: openai::ASSISTANT,
-            content: Some(r.text.clone()),
+            content,
             refusal: None,
+            tool_calls: (!calls.is_empty()).then_some(calls),
             reasoning: show_reasoning.then(|| {
                 openai::ReasoningFields::new((!r.reasoning.is_empty()).then(|| r.reasoning.clone()))
             }),
@@ -194,7 +234,7 @@ fn choice(
                     .collect(),
             )
         }),
-        finish_reason: r.usage.finish.as_str(),
+        finish_reason: finish,
     }
 }
 
@@ -225,6 +265,11 @@ struct ChatChunks {
     envelope: Envelope,
     include_usage: bool,
     tokenizer: Arc<Tokenizer>,
+    /// How each choice's answer is read for tool calls.
+    tools: Option<ToolPlan>,
+    tool_streams: HashMap<usize, ToolStream>,
+    /// Choices whose first chunk (the one with `role`) has gone out.
+    role_sent: HashSet<usize>,
 }
 
 impl ChatChunks {
@@ -246,42 +291,126 @@ impl ChatChunks {
     }
 }
 
+impl ChatChunks {
+    /// One choice's chunk: `role` in the choice's first one.
+    fn choice_chunk(
+        &mut self,
+        index: usize,
+        delta: openai::ChatDelta,
+    ) -> openai::ChatCompletionChunk {
+        self.choice_chunk_with(index, delta, None, None)
+    }
+
+    fn choice_chunk_with(
+        &mut self,
+        index: usize,
+        mut delta: openai::ChatDelta,
+        logprobs: Option<openai::ChatLogprobs>,
+        finish_reason: Option<&'static str>,
+    ) -> openai::ChatCompletionChunk {
+        if finish_reason.is_none() && self.role_sent.insert(index) {
+            delta.role = Some(openai::ASSISTANT);
+        }
+        let choice = openai::ChunkChoice {
+            index,
+            delta,
+            logprobs,
+            finish_reason,
+        };
+        self.wrap(vec![choice], None)
+    }
+
+    /// Content and call pieces as chunks.
+    fn pieces(
+        &mut self,
+        index: usize,
+        pieces: Vec<StreamPiece>,
+    ) -> Vec<openai::ChatCompletionChunk> {
+        pieces
+            .into_iter()
+            .map(|p| match p {
+                StreamPiece::Content(text) => self.choice_chunk(
+                    index,
+                    openai::ChatDelta {
+                        content: Some(text),
+                        ..Default::default()
+                    },
+                ),
+                StreamPiece::Call(call) => self.choice_chunk(
+                    index,
+                    openai::ChatDelta {
+                        tool_calls: Some(vec![call]),
+                        ..Default::default()
+                    },
+                ),
+            })
+            .collect()
+    }
+}
+
 impl ChunkFormat for ChatChunks {
     type Chunk = openai::ChatCompletionChunk;
 
-    fn chunk(&mut self, delta: Delta) -> Self::Chunk {
-        let choice = match delta {
+    fn chunks(&mut self, delta: Delta) -> Vec<Self::Chunk> {
+        match delta {
             Delta::Text {
                 index,
                 text,
                 reasoning,
                 logprobs,
-                first,
+                ..
             } => {
                 let thought = (!reasoning.is_empty()).then_some(reasoning);
-                openai::ChunkChoice {
-                    index,
-                    delta: openai::ChatDelta {
-                        role: first.then_some(openai::ASSISTANT),
-                        // A delta always says something: content unless it carries thinking.
-                        content: (!text.is_empty() || thought.is_none()).then_some(text),
+                let logprobs = logprobs.map(|(l, piece)| {
+                    openai::ChatLogprobs::new(vec![token_logprob(&l, &piece, &self.tokenizer)])
+                });
+                let Some(plan) = self.tools else {
+                    // A delta always says something: content unless it carries thinking.
+                    let content = (!text.is_empty() || thought.is_none()).then_some(text);
+                    let delta = openai::ChatDelta {
+                        content,
                         reasoning_content: thought.clone(),
                         reasoning: thought,
-                    },
-                    logprobs: logprobs.map(|(l, piece)| {
-                        openai::ChatLogprobs::new(vec![token_logprob(&l, &piece, &self.tokenizer)])
-                    }),
-                    finish_reason: None,
+                        ..Default::default()
+                    };
+                    return vec![self.choice_chunk_with(index, delta, logprobs, None)];
+                };
+                let pieces = self
+                    .tool_streams
+                    .entry(index)
+                    .or_insert_with(|| ToolStream::new(plan))
+                    .push(&text);
+                let mut out = Vec::new();
+                if thought.is_some() || logprobs.is_some() {
+                    let delta = openai::ChatDelta {
+                        reasoning_content: thought.clone(),
+                        reasoning: thought,
+                        ..Default::default()
+                    };
+                    out.push(self.choice_chunk_with(index, delta, logprobs, None));
                 }
+                out.extend(self.pieces(index, pieces));
+                out
             }
-            Delta::Finish { index, finish } => openai::ChunkChoice {
-                index,
-                delta: openai::ChatDelta::default(),
-                logprobs: None,
-                finish_reason: Some(finish.as_str()),
-            },
-        };
-        self.wrap(vec![choice], None)
+            Delta::Finish { index, finish } => {
+                let (rest, calls) = match self.tool_streams.get_mut(&index) {
+                    Some(t) => (t.finish(), t.calls()),
+                    None => (Vec::new(), 0),
+                };
+                let mut out = self.pieces(index, rest);
+                let reason = match finish {
+                    FinishReason::Stop if calls > 0 => "tool_calls",
+                    f => f.as_str(),
+                };
+                out.push(self.choice_chunk_with(
+                    index,
+                    openai::ChatDelta::default(),
+                    None,
+                    Some(reason),
+                ));
+                out
+            }
+        }
     }
 
     fn usage_chunk(&self, usage: openai::Usage) -> Self::Chunk {

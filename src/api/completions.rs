@@ -197,7 +197,7 @@ impl CompletionChunks {
 impl ChunkFormat for CompletionChunks {
     type Chunk = openai::Completion;
 
-    fn chunk(&mut self, delta: Delta) -> Self::Chunk {
+    fn chunks(&mut self, delta: Delta) -> Vec<Self::Chunk> {
         let choice = match delta {
             Delta::Text {
                 index,
@@ -231,7 +231,7 @@ impl ChunkFormat for CompletionChunks {
                 finish_reason: Some(finish.as_str()),
             },
         };
-        self.wrap(vec![choice], None)
+        vec![self.wrap(vec![choice], None)]
     }
 
     fn usage_chunk(&self, usage: openai::Usage) -> Self::Chunk {

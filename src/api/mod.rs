@@ -18,6 +18,7 @@ pub mod router;
 pub mod serve;
 pub mod sse;
 pub mod state;
+pub mod tool_calls;
 
 pub use router::router;
 pub use serve::{serve, ServeOptions};

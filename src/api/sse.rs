@@ -40,8 +40,9 @@ pub enum Delta {
 /// How an endpoint writes its chunks.
 pub trait ChunkFormat: Send + 'static {
     type Chunk: Serialize;
-    /// A chunk carrying one delta of one choice.
-    fn chunk(&mut self, delta: Delta) -> Self::Chunk;
+    /// The chunks carrying one delta of one choice (none when the endpoint holds the
+    /// text back, e.g. what may be the start of a tool call).
+    fn chunks(&mut self, delta: Delta) -> Vec<Self::Chunk>;
     /// The last chunk: no choices, the request's usage.
     fn usage_chunk(&self, usage: openai::Usage) -> Self::Chunk;
 }
@@ -106,7 +107,7 @@ fn events(
         let mut usages = Vec::new();
         let mut started_choices = std::collections::HashSet::new();
         while let Some((index, ev)) = merged.next().await {
-            let event = match ev {
+            let events: Vec<SseEvent> = match ev {
                 Event::Token {
                     text,
                     mut reasoning,
@@ -124,24 +125,28 @@ fn events(
                         continue;
                     }
                     let first = started_choices.insert(index);
-                    data(&format.chunk(Delta::Text {
+                    let delta = Delta::Text {
                         index,
                         text,
                         reasoning,
                         logprobs,
                         first,
-                    }))
+                    };
+                    format.chunks(delta).iter().map(data).collect()
                 }
                 Event::Done(usage) => {
                     let finish = usage.finish;
                     usages.push((index, usage));
-                    data(&format.chunk(Delta::Finish { index, finish }))
+                    let delta = Delta::Finish { index, finish };
+                    format.chunks(delta).iter().map(data).collect()
                 }
-                Event::Error(e) => data(&ApiError::internal(e).body()),
+                Event::Error(e) => vec![data(&ApiError::internal(e).body())],
             };
-            if tx.send(event).is_err() {
-                // The client went away: dropping `merged` cancels every choice.
-                return;
+            for event in events {
+                if tx.send(event).is_err() {
+                    // The client went away: dropping `merged` cancels every choice.
+                    return;
+                }
             }
         }
         usages.sort_by_key(|(i, _)| *i);

@@ -30,6 +30,8 @@ pub enum PromptInput {
     Chat {
         messages: Vec<Value>,
         kwargs: Map<String, Value>,
+        /// The request's tools, for the template's `tools` variable.
+        tools: Option<Vec<Value>>,
     },
     /// Text sent as it is, with the model's BOS where it wants one.
     Text(String),
@@ -84,11 +86,12 @@ pub fn render(
     tools: PromptTools,
     messages: &[Value],
     kwargs: Map<String, Value>,
+    tool_defs: Option<Vec<Value>>,
 ) -> Result<String, PromptError> {
     let template = tools.template.ok_or(PromptError::NoTemplate)?;
     let opts = RenderOptions {
         add_generation_prompt: true,
-        tools: None,
+        tools: tool_defs,
         kwargs,
     };
     Ok(template.render(&template.prepare_messages(messages), &opts)?)
@@ -97,8 +100,12 @@ pub fn render(
 /// Renders, tokenizes and checks one prompt.
 pub fn build(tools: PromptTools, req: PromptRequest) -> Result<Prompt, PromptError> {
     let (text, ids) = match req.input {
-        PromptInput::Chat { messages, kwargs } => {
-            let text = render(tools, &messages, kwargs)?;
+        PromptInput::Chat {
+            messages,
+            kwargs,
+            tools: tool_defs,
+        } => {
+            let text = render(tools, &messages, kwargs, tool_defs)?;
             // The template writes BOS itself where the model wants it.
             let ids = tools.tokenizer.encode(&text, false)?;
             (Some(text), ids)

@@ -14,11 +14,13 @@ mod messages;
 mod reasoning;
 mod sampling;
 mod structured;
+mod tools;
 mod values;
 
 use crate::engine::sampler::SamplingParams;
 use crate::openai::{ChatCompletionRequest, CompletionRequest, DetokenizeRequest};
 use crate::reasoning::ReasoningRequest;
+use crate::tools::ToolRequest;
 use serde_json::{Map, Value};
 pub use structured::RequestGrammar;
 use values::{boolean, integer_in, invalid, string, wrong_type};
@@ -89,6 +91,8 @@ pub struct ValidRequest {
     pub reasoning: ReasoningRequest,
     /// What the answer must match (structured output), if anything.
     pub grammar: Option<RequestGrammar>,
+    /// Chat only: the tools the model may call.
+    pub tools: Option<ToolRequest>,
 }
 
 /// Why a request was refused. Each variant carries OpenAI's `message`, the `param` at
@@ -150,12 +154,24 @@ pub fn validate_chat(
     limits: &Limits,
 ) -> Result<ValidRequest, ValidationError> {
     model(&req.model, limits)?;
-    unsupported(&req.tools, "tools", |_| false)?;
-    unsupported(&req.tool_choice, "tool_choice", |v| v == "none")?;
     unsupported(&req.functions, "functions", |_| false)?;
     unsupported(&req.function_call, "function_call", |v| v == "none")?;
     unsupported(&req.audio, "audio", |_| false)?;
     let grammar = structured::grammar(&req.common, req.response_format.as_ref())?;
+    let tools = tools::tools(req)?;
+    if let (Some(g), Some(t)) = (&grammar, &tools) {
+        if t.forced().is_some() {
+            return Err(invalid(
+                &g.param,
+                "invalid_value",
+                format!(
+                    "'{}' and a 'tool_choice' that forces a call cannot be used together: \
+                     the answer is the call.",
+                    g.param
+                ),
+            ));
+        }
+    }
 
     let messages = messages::messages(&req.messages)?;
     let chat_template_kwargs = match &req.chat_template_kwargs {
@@ -204,6 +220,7 @@ pub fn validate_chat(
         logprobs,
         ignore_eos: common.ignore_eos,
         grammar,
+        tools,
     })
 }
 
@@ -266,6 +283,7 @@ pub fn validate_completion(
         ignore_eos: common.ignore_eos,
         reasoning: ReasoningRequest::default(),
         grammar,
+        tools: None,
     })
 }
 
@@ -356,6 +374,7 @@ mod tests {
                 ignore_eos: false,
                 reasoning: ReasoningRequest::default(),
                 grammar: None,
+                tools: None,
             }
         );
         assert_eq!(v.sampling.temperature, 1.0);
@@ -483,16 +502,6 @@ mod tests {
     #[test]
     fn unsupported_fields_are_named() {
         for (field, value) in [
-            (
-                "tools",
-                json!([{"type": "function", "function": {"name": "f"}}]),
-            ),
-            ("tools", json!([])),
-            ("tool_choice", json!("auto")),
-            (
-                "tool_choice",
-                json!({"type": "function", "function": {"name": "f"}}),
-            ),
             ("functions", json!([{"name": "f"}])),
             ("function_call", json!("auto")),
             ("audio", json!({"voice": "alloy", "format": "wav"})),
@@ -508,8 +517,49 @@ mod tests {
                 "{field}: {value}"
             );
         }
-        assert!(chat(json!({"tool_choice": "none"})).is_ok());
         assert!(chat(json!({"function_call": "none"})).is_ok());
+    }
+
+    #[test]
+    fn tools_and_tool_choice() {
+        use crate::tools::ToolChoice;
+        let f = json!([{"type": "function", "function": {"name": "f"}}]);
+        let tools = |v: Value| chat(v).unwrap().tools;
+        let t = tools(json!({"tools": f})).unwrap();
+        assert_eq!(
+            (t.tools[0].name.as_str(), &t.choice, t.parallel),
+            ("f", &ToolChoice::Auto, true)
+        );
+        assert_eq!(
+            t.tools[0].parameters,
+            json!({"type": "object", "properties": {}})
+        );
+        let named = json!({"type": "function", "function": {"name": "f"}});
+        let t = tools(json!({"tools": f, "tool_choice": named, "parallel_tool_calls": false}));
+        assert_eq!(
+            t.map(|t| (t.choice, t.parallel)),
+            Some((ToolChoice::Named("f".into()), false))
+        );
+        assert_eq!(tools(json!({"tools": []})), None);
+        assert_eq!(tools(json!({"tool_choice": "none"})), None);
+        assert_eq!(
+            refused(chat(
+                json!({"tools": f, "tool_choice": {"type": "function", "function": {"name": "g"}}})
+            )),
+            is("tool_choice.function.name", "invalid_value")
+        );
+        assert_eq!(
+            refused(chat(json!({"tools": [{"type": "code_interpreter"}]}))),
+            is("tools[0].type", "invalid_value")
+        );
+        assert_eq!(
+            refused(chat(json!({"tools": [f[0], f[0]]}))),
+            is("tools[1].function.name", "invalid_value")
+        );
+        assert_eq!(
+            refused(chat(json!({"tool_choice": "required"}))),
+            is("tool_choice", "invalid_value")
+        );
     }
 
     #[test]
@@ -589,6 +639,7 @@ mod tests {
                 ignore_eos: false,
                 reasoning: ReasoningRequest::default(),
                 grammar: None,
+                tools: None,
             }
         );
         let server_default = Limits {
