@@ -5,6 +5,7 @@
 #   - SmolLM2 (the API itself; 32 concurrent streaming clients), then SIGTERM during a
 #     stream (clean end, exit 0);
 #   - two tiny reasoning models (the reasoning trace, tests/e2e/reasoning_sdk.py);
+#   - structured output and tool calls through both SDKs (structured_sdk.py, structured.mjs);
 #   - hostile and slow clients (tests/e2e/hardening.py) and a 45 s soak (benches/soak.py).
 # Installs the clients itself (a venv in the cache, npm ci here). Run from the repository
 # root after `cargo build` and scripts/fetch-test-assets.sh.
@@ -68,6 +69,12 @@ passed=0; failed=0
 node tests/e2e/stream.mjs "$base" smollm2 "$KEY" && passed=$((passed + 1)) || failed=$((failed + 1))
 "$venv/bin/python" tests/e2e/load.py "$base" smollm2 "$KEY" && passed=$((passed + 1)) || failed=$((failed + 1))
 "$venv/bin/python" tests/e2e/reasoning_sdk.py "http://127.0.0.1:$r1_port/v1" "http://127.0.0.1:$q3_port/v1" \
+  && passed=$((passed + 1)) || failed=$((failed + 1))
+
+# Structured output and tool calls through both SDKs, on the tiny Qwen3.
+"$venv/bin/python" tests/e2e/structured_sdk.py "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
+  && passed=$((passed + 1)) || failed=$((failed + 1))
+node tests/e2e/structured.mjs "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
   && passed=$((passed + 1)) || failed=$((failed + 1))
 
 # Issue 11's probes (slow and silent clients, the connection cap, errors of every layer,
