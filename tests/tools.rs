@@ -9,8 +9,9 @@ mod common;
 use axum::http::StatusCode;
 use axum::Router;
 use candor::api::{router, AppState, ServerConfig};
+use candor::constraint::Grammar;
 use candor::loaded_model::{LoadConfig, LoadedModel};
-use candor::tools::ToolFormat;
+use candor::tools::{ToolDef, ToolFormat};
 use common::{asset, send};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -139,19 +140,24 @@ async fn forced_calls_are_valid_calls() {
             let message = &choice0["message"];
             assert!(message["content"].is_null(), "{v}");
             let calls = message["tool_calls"].as_array().unwrap();
-            assert_eq!(calls.len(), 1, "{v}");
-            let call = &calls[0];
-            assert!(call["id"].as_str().unwrap().starts_with("call_"));
-            assert_eq!(call["type"], "function");
-            let fname = call["function"]["name"].as_str().unwrap();
-            let args = call["function"]["arguments"].as_str().unwrap();
-            match fname {
-                "get_weather" => assert_valid(&weather_schema(), args),
-                "get_time" => assert_valid(&tools()[1]["function"]["parameters"], args),
-                other => panic!("unknown tool {other}"),
-            }
+            // A named function is called once; `required` may call several tools.
             if seed != 1 {
-                assert_eq!(fname, "get_weather");
+                assert_eq!(calls.len(), 1, "{v}");
+            }
+            assert!(!calls.is_empty(), "{v}");
+            for call in calls {
+                assert!(call["id"].as_str().unwrap().starts_with("call_"));
+                assert_eq!(call["type"], "function");
+                let fname = call["function"]["name"].as_str().unwrap();
+                let args = call["function"]["arguments"].as_str().unwrap();
+                match fname {
+                    "get_weather" => assert_valid(&weather_schema(), args),
+                    "get_time" => assert_valid(&tools()[1]["function"]["parameters"], args),
+                    other => panic!("unknown tool {other}"),
+                }
+                if seed != 1 {
+                    assert_eq!(fname, "get_weather");
+                }
             }
             // R1's template opens the thinking, so it always thinks first (Qwen3's leaves
             // the choice to the model, which may open the block despite the grammar).
@@ -166,7 +172,8 @@ async fn forced_calls_are_valid_calls() {
 }
 
 /// Streamed, the call arrives as OpenAI streams one (index, id, type and name first,
-/// then the arguments), and joins to the non-streamed call; no markup reaches content.
+/// then the arguments piece by piece), and joins to the non-streamed call; no markup
+/// reaches content.
 #[tokio::test]
 async fn streamed_calls_join_to_the_whole_call() {
     let app = model_app(Q3, None);
@@ -184,6 +191,7 @@ async fn streamed_calls_join_to_the_whole_call() {
     let (mut name, mut args, mut content, mut finish) =
         (String::new(), String::new(), String::new(), None);
     let mut first_has_id = None;
+    let mut argument_deltas = 0;
     for data in String::from_utf8(b)
         .unwrap()
         .lines()
@@ -202,13 +210,17 @@ async fn streamed_calls_join_to_the_whole_call() {
             assert_eq!(call["index"], 0);
             first_has_id.get_or_insert(call["id"].is_string() && call["type"] == "function");
             name.push_str(call["function"]["name"].as_str().unwrap_or(""));
-            args.push_str(call["function"]["arguments"].as_str().unwrap_or(""));
+            let piece = call["function"]["arguments"].as_str().unwrap_or("");
+            argument_deltas += usize::from(!piece.is_empty());
+            args.push_str(piece);
         }
         if let Some(f) = c["finish_reason"].as_str() {
             finish = Some(f.to_string());
         }
     }
     assert_eq!(first_has_id, Some(true));
+    // The arguments stream as the model writes them, not in one piece at the end.
+    assert!(argument_deltas >= 3, "{argument_deltas} argument deltas");
     assert_eq!(
         (name.as_str(), args.as_str()),
         (
@@ -296,4 +308,95 @@ async fn what_cannot_work_is_a_400_naming_the_field() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Under `auto`, a strict tool leaves the answer free until the model opens a call;
+/// from there the call must be well-formed and the strict tool's arguments valid.
+/// Walked token by token through the grammar with Qwen3's tokenizer, where
+/// `<tool_call>` is text (an added token that is not special), and with DeepSeek's
+/// markers, which are not tokens at all in that vocabulary.
+#[test]
+fn auto_with_a_strict_tool_constrains_a_call_once_opened() {
+    let lm = LoadedModel::load(&LoadConfig {
+        model: asset(Q3),
+        device: None,
+        dtype: None,
+        chat_template: None,
+        reasoning_markers: None,
+        progress: None,
+    })
+    .unwrap();
+    let grammars = lm.grammars().unwrap();
+    let tok = &lm.tokenizer;
+    let defs: Vec<ToolDef> = tools()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| ToolDef {
+            name: t["function"]["name"].as_str().unwrap().into(),
+            parameters: t["function"]["parameters"].clone(),
+            strict: t["function"]["strict"] == true,
+        })
+        .collect();
+    let special = |m: &str| tok.token_to_id(m).filter(|&id| tok.is_special(id));
+    let eos = lm.eos_ids[0];
+    // Every token of `text` is allowed in turn; returns the state after it.
+    let walk = |c: &mut candor::constraint::Constraint, text: &str| {
+        for id in tok.encode(text, false).unwrap() {
+            let allowed = c.allowed().unwrap();
+            assert!(
+                allowed.is_allowed(id),
+                "{text:?}: {:?} refused",
+                tok.decode(&[id], false)
+            );
+            c.consume(id).unwrap();
+        }
+    };
+    let allows = |c: &mut candor::constraint::Constraint, text: &str| {
+        let id = tok.encode(text, false).unwrap()[0];
+        c.allowed().unwrap().is_allowed(id)
+    };
+
+    let lark = ToolFormat::Hermes.call_grammar(&defs, false, true, special);
+    let mut c = grammars.compile(&Grammar::Lark(lark.clone())).unwrap();
+    assert!(
+        c.allowed().unwrap().is_allowed(eos),
+        "an answer may be empty"
+    );
+    walk(&mut c, "No call needed: {\"braces\"} are fine in text.");
+    assert!(
+        c.allowed().unwrap().is_allowed(eos),
+        "text may end the answer"
+    );
+    walk(&mut c, " Checking.<tool_call>\n");
+    // Inside the call only its JSON may follow.
+    assert!(!allows(&mut c, "Sure"));
+    assert!(!c.allowed().unwrap().is_allowed(eos));
+    walk(
+        &mut c,
+        "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"",
+    );
+    assert!(!allows(&mut c, "kelvin"), "the strict tool's enum holds");
+    walk(&mut c, "celsius\", \"days\": ");
+    assert!(!allows(&mut c, "9"), "the strict tool's bounds hold");
+    walk(&mut c, "3, \"where\": {\"lat\": 48.8}}}\n</tool_call>");
+    assert!(
+        c.allowed().unwrap().is_allowed(eos),
+        "after the call the answer may end"
+    );
+    walk(&mut c, "\nDone.");
+
+    // A non-strict tool's arguments need only be an object.
+    let mut c = grammars.compile(&Grammar::Lark(lark)).unwrap();
+    walk(
+        &mut c,
+        "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": 1}}\n</tool_call>",
+    );
+
+    // DeepSeek's markers as text: the lazy lexeme ends the text at the first marker.
+    let lark = ToolFormat::DeepSeek.call_grammar(&defs, false, false, special);
+    let mut c = grammars.compile(&Grammar::Lark(lark)).unwrap();
+    walk(&mut c, "Let me look.");
+    walk(&mut c, candor::tools::DS_CALLS_BEGIN);
+    assert!(!allows(&mut c, "Sure"));
 }

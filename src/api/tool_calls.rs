@@ -1,8 +1,9 @@
 //! Tool calls on the chat endpoint: the tools go to the model through its own chat
 //! template (the `tools` variable); a forced call (`tool_choice` `required` or a named
-//! function) constrains the answer to the call syntax of the model's format; the answer
-//! text is split into content and calls by [`crate::tools::parser`], whole for a
-//! non-streamed answer and as it streams for a stream.
+//! function) constrains the answer to the call syntax of the model's format, and so
+//! does a call the model opens under `auto` when a tool is `strict`; the answer text is
+//! split into content and calls by [`crate::tools::parser`], whole for a non-streamed
+//! answer and as it streams for a stream.
 
 use crate::api::error::ApiError;
 use crate::constraint::{Constraint, Grammar};
@@ -17,11 +18,14 @@ use serde_json::Value;
 pub struct ToolPlan {
     pub format: ToolFormat,
     pub parallel: bool,
+    /// A grammar writes the calls, so they stream as written.
+    pub constrained: bool,
 }
 
-/// Puts the calls of earlier assistant turns into the shape templates read; returns how to read the answer (None: no tools, or
-/// `tool_choice: "none"`, which shows the model no tools) and the constraint of a forced
-/// call.
+/// Puts the calls of earlier assistant turns into the shape templates read; returns
+/// how to read the answer (None: no tools, or `tool_choice: "none"`, which shows the
+/// model no tools) and the constraint on its calls (a forced call, or `auto` with a
+/// `strict` tool).
 pub fn prepare(
     lm: &LoadedModel,
     tools: Option<&ToolRequest>,
@@ -42,16 +46,27 @@ pub fn prepare(
             Some("tools"),
         )
     })?;
-    let plan = ToolPlan {
+    let forced = tools.forced();
+    let strict = tools.tools.iter().any(|t| t.strict);
+    let mut plan = ToolPlan {
         format,
         parallel: tools.parallel,
+        constrained: false,
     };
-    let Some(forced) = tools.forced() else {
+    // Under `auto`, only a strict tool asks for the grammar.
+    if forced.is_none() && !strict {
         return Ok((Some(plan), None));
-    };
+    }
     let tok = &lm.tokenizer;
     let special = |marker: &str| tok.token_to_id(marker).filter(|&id| tok.is_special(id));
-    let lark = format.call_grammar(&forced, special);
+    let lark = match &forced {
+        // A named function is called once; `required` may call several tools.
+        Some(forced) => {
+            let several = tools.parallel && tools.choice == ToolChoice::Required;
+            format.call_grammar(forced, true, several, special)
+        }
+        None => format.call_grammar(&tools.tools, false, tools.parallel, special),
+    };
     let grammars = lm
         .grammars()
         .map_err(|e| ApiError::internal(format!("forced tool calls are unavailable: {e}")))?;
@@ -61,6 +76,7 @@ pub fn prepare(
             Some("tools"),
         )
     })?;
+    plan.constrained = true;
     Ok((Some(plan), Some(constraint)))
 }
 
@@ -92,17 +108,16 @@ fn call(name: String, arguments: String) -> openai::ToolCall {
 
 /// A whole answer: its content (None when it is only calls) and its calls.
 pub fn split(plan: ToolPlan, text: &str) -> (Option<String>, Vec<openai::ToolCall>) {
-    let mut parser = ToolCallParser::new(plan.format, plan.parallel);
+    let mut parser = ToolCallParser::new(plan.format, plan.parallel, plan.constrained);
     let mut pieces = parser.push(text);
     pieces.extend(parser.finish());
     let mut content = String::new();
-    let mut calls = Vec::new();
+    let mut calls: Vec<openai::ToolCall> = Vec::new();
     for p in pieces {
         match p {
             ToolDelta::Text(t) => content.push_str(&t),
-            ToolDelta::Call {
-                name, arguments, ..
-            } => calls.push(call(name, arguments)),
+            ToolDelta::Start { name, .. } => calls.push(call(name, String::new())),
+            ToolDelta::Arguments { index, text } => calls[index].function.arguments.push_str(&text),
         }
     }
     let content = (!content.is_empty() || calls.is_empty()).then_some(content);
@@ -123,7 +138,7 @@ pub struct ToolStream {
 impl ToolStream {
     pub fn new(plan: ToolPlan) -> Self {
         Self {
-            parser: ToolCallParser::new(plan.format, plan.parallel),
+            parser: ToolCallParser::new(plan.format, plan.parallel, plan.constrained),
         }
     }
 
@@ -143,19 +158,15 @@ impl ToolStream {
     }
 
     /// Each call as OpenAI streams one: `id`, `type` and the name first (with empty
-    /// arguments), then the arguments.
+    /// arguments), then the pieces of its arguments.
     fn shape(pieces: Vec<ToolDelta>) -> Vec<StreamPiece> {
-        let mut out = Vec::new();
-        for p in pieces {
-            match p {
-                ToolDelta::Text(t) => out.push(StreamPiece::Content(t)),
-                ToolDelta::Call {
-                    index,
-                    name,
-                    arguments,
-                } => {
+        pieces
+            .into_iter()
+            .map(|p| match p {
+                ToolDelta::Text(t) => StreamPiece::Content(t),
+                ToolDelta::Start { index, name } => {
                     let head = call(name, String::new());
-                    out.push(StreamPiece::Call(openai::ToolCallDelta {
+                    StreamPiece::Call(openai::ToolCallDelta {
                         index,
                         id: Some(head.id),
                         call_type: Some(openai::FUNCTION),
@@ -163,19 +174,18 @@ impl ToolStream {
                             name: Some(head.function.name),
                             arguments: Some(String::new()),
                         },
-                    }));
-                    out.push(StreamPiece::Call(openai::ToolCallDelta {
-                        index,
-                        id: None,
-                        call_type: None,
-                        function: openai::FunctionCallDelta {
-                            name: None,
-                            arguments: Some(arguments),
-                        },
-                    }));
+                    })
                 }
-            }
-        }
-        out
+                ToolDelta::Arguments { index, text } => StreamPiece::Call(openai::ToolCallDelta {
+                    index,
+                    id: None,
+                    call_type: None,
+                    function: openai::FunctionCallDelta {
+                        name: None,
+                        arguments: Some(text),
+                    },
+                }),
+            })
+            .collect()
     }
 }

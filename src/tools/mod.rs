@@ -50,13 +50,30 @@ impl ToolFormat {
         }
     }
 
-    /// A Lark grammar (llguidance's dialect) for exactly one call of one of `tools`, in
-    /// this format. `special` spells a marker that is a special token of the vocabulary
-    /// (`<[id]>`), else None and the marker is matched as text.
-    pub fn call_grammar(&self, tools: &[ToolDef], special: impl Fn(&str) -> Option<u32>) -> String {
+    /// A Lark grammar (llguidance's dialect) for the calls of one answer in this format.
+    /// `forced`: the answer is one or more calls (one when not `parallel`), each
+    /// call's arguments valid for its tool. Otherwise (`auto` with a `strict` tool) the
+    /// answer is free text until the model opens a call; from there the call must be
+    /// well-formed, with a `strict` tool's arguments valid for its schema and any other
+    /// tool's a JSON object. `special` spells a marker that is a special token of the
+    /// vocabulary (`<[id]>`), else None and the marker is matched as text.
+    pub fn call_grammar(
+        &self,
+        tools: &[ToolDef],
+        forced: bool,
+        parallel: bool,
+        special: impl Fn(&str) -> Option<u32>,
+    ) -> String {
         let lit = |marker: &str| match special(marker) {
             Some(id) => format!("<[{id}]>"),
             None => quote(marker),
+        };
+        let parameters = |t: &ToolDef| {
+            if forced || t.strict {
+                t.parameters.clone()
+            } else {
+                json!({"type": "object"})
+            }
         };
         let call = |args_key: &str| {
             let one: Vec<Value> = tools
@@ -64,31 +81,85 @@ impl ToolFormat {
                 .map(|t| {
                     json!({
                         "type": "object",
-                        "properties": {"name": {"const": t.name}, args_key: t.parameters},
+                        "properties": {"name": {"const": t.name}, args_key: parameters(t)},
                         "required": ["name", args_key],
                         "additionalProperties": false
                     })
                 })
                 .collect();
-            let schema = match one.len() {
+            match one.len() {
                 1 => one.into_iter().next().expect("one"),
                 _ => json!({"anyOf": one}),
-            };
-            compact_json(schema)
+            }
         };
+        // After a first call: more of them, or none when only one is allowed.
+        let more = |next: &str| match parallel {
+            true => format!(" ({next})*"),
+            false => String::new(),
+        };
+        let repeat = if parallel { "*" } else { "?" };
+        // The answer's free text before a call: any text, then the marker that opens
+        // the call. A marker that is a special token cannot be spelled by text; one
+        // that is text ends the text at its first appearance (a lazy lexeme).
+        let open_after_text = |marker: &str| match special(marker) {
+            Some(id) => format!("TEXT? <[{id}]>"),
+            None => "head".to_string(),
+        };
+        let head = |marker: &str| match special(marker) {
+            Some(_) => String::new(),
+            None => format!("\nhead[lazy]: /(?s:.*){}/", regex_escape(marker)),
+        };
+        const TEXT: &str = "\nTEXT: /(?s:.+)/";
         match self {
-            ToolFormat::Hermes => format!(
-                "start: {} \"\\n\" call \"\\n\" {}\ncall: %json {}",
-                lit("<tool_call>"),
-                lit("</tool_call>"),
-                call("arguments")
-            ),
-            ToolFormat::Mistral => format!(
-                "start: {} \"[\" call \"]\"\ncall: %json {}",
-                lit("[TOOL_CALLS]"),
-                call("arguments")
-            ),
-            ToolFormat::Llama3Json => format!("start: call\ncall: %json {}", call("parameters")),
+            ToolFormat::Hermes => {
+                let one = format!(
+                    "\"\\n\" call \"\\n\" {}\ncall: %json {}",
+                    lit("</tool_call>"),
+                    separated_json(call("arguments"))
+                );
+                let open = lit("<tool_call>");
+                if forced {
+                    format!(
+                        "start: {open} one{}\none: {one}",
+                        more(&format!("\"\\n\" {open} one"))
+                    )
+                } else {
+                    format!(
+                        "start: ({} one){repeat} TEXT?\none: {one}{TEXT}{}",
+                        open_after_text("<tool_call>"),
+                        head("<tool_call>")
+                    )
+                }
+            }
+            ToolFormat::Mistral => {
+                let mut list = json!({"type": "array", "items": call("arguments"), "minItems": 1});
+                if !parallel {
+                    list["maxItems"] = json!(1);
+                }
+                let list = format!("list: %json {}", separated_json(list));
+                if forced {
+                    format!("start: {} list\n{list}", lit("[TOOL_CALLS]"))
+                } else {
+                    format!(
+                        "start: ({} list)? TEXT?\n{list}{TEXT}{}",
+                        open_after_text("[TOOL_CALLS]"),
+                        head("[TOOL_CALLS]")
+                    )
+                }
+            }
+            ToolFormat::Llama3Json => {
+                let calls = format!(
+                    "calls: call{}\ncall: %json {}",
+                    more("\"; \" call"),
+                    separated_json(call("parameters"))
+                );
+                if forced {
+                    format!("start: calls\n{calls}")
+                } else {
+                    // An answer that opens with `{` is a call; any other is text.
+                    format!("start: calls | NOT_A_CALL\n{calls}\nNOT_A_CALL: /[^{{](?s:.*)/")
+                }
+            }
             ToolFormat::DeepSeek => {
                 let alternatives: Vec<String> = tools
                     .iter()
@@ -96,19 +167,28 @@ impl ToolFormat {
                         format!(
                             "{} \"\\n```json\\n\" %json {} \"\\n```\"",
                             quote(&t.name),
-                            compact_json(t.parameters.clone())
+                            separated_json(parameters(t))
                         )
                     })
                     .collect();
-                format!(
-                    "start: {} {} \"function\" {} call {} {}\ncall: {}",
-                    lit(DS_CALLS_BEGIN),
+                let list = format!(
+                    "list: one{} {}\none: {} \"function\" {} call {}\ncall: {}",
+                    more("\"\\n\"? one"),
+                    lit(DS_CALLS_END),
                     lit(DS_CALL_BEGIN),
                     lit(DS_SEP),
                     lit(DS_CALL_END),
-                    lit(DS_CALLS_END),
                     alternatives.join(" | ")
-                )
+                );
+                if forced {
+                    format!("start: {} list\n{list}", lit(DS_CALLS_BEGIN))
+                } else {
+                    format!(
+                        "start: ({} list)? TEXT?\n{list}{TEXT}{}",
+                        open_after_text(DS_CALLS_BEGIN),
+                        head(DS_CALLS_BEGIN)
+                    )
+                }
             }
         }
     }
@@ -119,12 +199,26 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
 }
 
-/// A schema as JSON text, written without free whitespace by the grammar (as
-/// structured output's JSON).
-fn compact_json(mut schema: Value) -> String {
+/// `text` matched literally in a Lark `/regex/`.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~/".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A schema as JSON text, written by the grammar with the separators models are
+/// trained on (Python's `json.dumps`: `", "` and `": "`) and no other free whitespace,
+/// so that a streamed call's text is predictable.
+fn separated_json(mut schema: Value) -> String {
     if let Value::Object(map) = &mut schema {
-        map.entry("x-guidance")
-            .or_insert_with(|| json!({"whitespace_flexible": false}));
+        map.entry("x-guidance").or_insert_with(
+            || json!({"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "}),
+        );
     }
     schema.to_string()
 }
