@@ -2,7 +2,7 @@
 //! forced call is valid against the tool's schema however little the model knows, the
 //! thinking stays free beside it, streamed call deltas join to the non-streamed call,
 //! a tool conversation renders through the model's own template, and what cannot work
-//! is a 400 naming the field.
+//! is a 400 naming the field; a call written inside the thinking stays thinking.
 
 mod common;
 
@@ -399,4 +399,43 @@ fn auto_with_a_strict_tool_constrains_a_call_once_opened() {
     walk(&mut c, "Let me look.");
     walk(&mut c, candor::tools::DS_CALLS_BEGIN);
     assert!(!allows(&mut c, "Sure"));
+}
+
+/// Text that looks like a call inside the thinking is thinking: the reasoning splitter
+/// takes it out of the answer before the call parser ever sees it, and only the call
+/// written after the thinking is a call.
+#[test]
+fn a_call_inside_the_thinking_is_thinking() {
+    use candor::reasoning::splitter::{Markers, Phase, ReasoningSplitter};
+    use candor::tools::parser::{ToolCallParser, ToolDelta};
+    let (start, end) = Markers::DEFAULT;
+    let markers = Arc::new(Markers {
+        start: start.into(),
+        end: end.into(),
+        start_id: None,
+        end_id: None,
+    });
+    let mut splitter = ReasoningSplitter::new(markers, Phase::Thinking, false);
+    let mut parser = ToolCallParser::new(ToolFormat::Hermes, true, false);
+    let (mut thinking, mut deltas) = (String::new(), Vec::new());
+    let answer = "I could write <tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call> but no.</think>\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+    let chars: Vec<char> = answer.chars().collect();
+    for piece in chars.chunks(3) {
+        let split = splitter.push(None, &piece.iter().collect::<String>(), false);
+        thinking.push_str(&split.reasoning);
+        deltas.extend(parser.push(&split.content));
+    }
+    let split = splitter.finish();
+    thinking.push_str(&split.reasoning);
+    deltas.extend(parser.push(&split.content));
+    deltas.extend(parser.finish());
+    assert!(thinking.contains("\"get_time\""), "{thinking:?}");
+    let names: Vec<&str> = deltas
+        .iter()
+        .filter_map(|d| match d {
+            ToolDelta::Start { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["get_weather"], "{deltas:?}");
 }
