@@ -31,6 +31,8 @@ pub enum Command {
     Chat(ChatArgs),
     /// Describe a checkpoint: architecture, parameters, tensor types, tokens, template.
     Inspect(InspectArgs),
+    /// Measure prompt processing and generation speed, as llama.cpp's llama-bench does.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,6 +108,27 @@ pub struct GenerateArgs {
     pub system: Option<String>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt tokens per repetition (random ordinary tokens, different each time).
+    #[arg(short = 'p', long = "prompt-tokens", default_value_t = 512)]
+    pub prompt_tokens: usize,
+    /// Tokens generated per repetition (greedy, past any end-of-sequence token).
+    #[arg(short = 'n', long = "gen-tokens", default_value_t = 128)]
+    pub gen_tokens: usize,
+    /// Measured repetitions (after one that warms up).
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    pub repetitions: usize,
+    /// CPU threads (default: every core; the same as RAYON_NUM_THREADS).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Print the results as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

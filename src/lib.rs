@@ -29,6 +29,7 @@
 //! Model architectures, configs and weight loading live in the `candor-models` crate.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod constraint;
 pub mod device;

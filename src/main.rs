@@ -1,8 +1,9 @@
 //! The `candor` binary: parse the command line, start logging, run the command.
 
 use anyhow::{bail, Context, Result};
+use candor::bench::{self, BenchReport, BenchSpec, Spread};
 use candor::cli::{
-    ChatArgs, Cli, Command, DTypeArg, GenerateArgs, ModelArgs, SamplingArgs, ServeArgs,
+    BenchArgs, ChatArgs, Cli, Command, DTypeArg, GenerateArgs, ModelArgs, SamplingArgs, ServeArgs,
 };
 use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
@@ -31,6 +32,7 @@ fn main() {
         Command::Generate(args) => run_generate(args),
         Command::Chat(args) => run_chat(args),
         Command::Inspect(args) => run_inspect(&args.model),
+        Command::Bench(args) => run_bench(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -451,6 +453,53 @@ fn run_chat(args: ChatArgs) -> Result<()> {
                 eprintln!("error: {e}");
             }
         }
+    }
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    if let Some(t) = args.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        // Read by candle's and rayon's pools when they start, which is after this.
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+        std::env::set_var("CANDLE_NUM_THREADS", t.to_string());
+    }
+    let lm = Arc::new(load(&args.model)?);
+    let spec = BenchSpec {
+        prompt_tokens: args.prompt_tokens,
+        generate_tokens: args.gen_tokens,
+        repetitions: args.repetitions.max(1),
+    };
+    let engine = cli_engine(lm.clone());
+    let runs = bench::run(&lm, &engine, spec, |rep, u| {
+        tracing::info!(
+            "repetition {rep}/{}: prompt {:.2} tok/s, generation {:.2} tok/s",
+            spec.repetitions,
+            u.prompt_tokens as f64 / u.time_to_first_token.as_secs_f64(),
+            u.decode_tokens_per_s
+        )
+    })
+    .map_err(anyhow::Error::msg)?;
+    let pp: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let tg: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    let report = BenchReport {
+        model: lm.name.clone(),
+        threads: candle_core::utils::get_num_threads(),
+        prompt_tokens: spec.prompt_tokens,
+        generate_tokens: spec.generate_tokens,
+        repetitions: spec.repetitions,
+        load_seconds: lm.load_time.as_secs_f64(),
+        pp: Spread::of(&pp),
+        tg: Spread::of(&tg),
+        runs,
+        peak_rss_bytes: bench::peak_rss_bytes(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{report}");
     }
     Ok(())
 }

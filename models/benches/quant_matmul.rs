@@ -1,8 +1,12 @@
 //! Time per matrix product of candor's quant kernel against candle's QMatMul, on the
-//! shapes of SmolLM2-135M (Q4_1) and Gemma 3 270M (Q5_0), for decode (1 row) and a
-//! prefill chunk (57 rows).
+//! shapes of SmolLM2-135M (Q4_1), Gemma 3 270M (Q5_0) and DeepSeek-R1-Distill-Qwen-1.5B
+//! (hidden 1536, FFN 8960: Q4_K, Q6_K, Q4_0, Q8_0; the 151,936-row output layer cut to
+//! 32,768 rows), for decode (1 row) and a prefill chunk (57 rows, and 256 for the 1.5B
+//! shapes), with the weights' GB/s of candor's decode.
 //!
-//!     cargo bench -p candor-models --bench quant_matmul
+//!     cargo bench -p candor-models --bench quant_matmul [-- FILTER]
+//!
+//! FILTER keeps the shapes whose dtype name contains it (e.g. `Q4K`).
 //!
 //! The machines we run on are shared: compare the two columns, not runs.
 
@@ -37,15 +41,34 @@ fn main() {
         (GgmlDType::Q5_0, 256, 640),
         (GgmlDType::Q5_0, 2048, 640),
         (GgmlDType::Q5_1, 1536, 576),
+        (GgmlDType::Q4K, 1536, 1536),
+        (GgmlDType::Q4K, 8960, 1536),
+        (GgmlDType::Q6K, 1536, 8960),
+        (GgmlDType::Q6K, 32768, 1536),
+        (GgmlDType::Q4_0, 8960, 1536),
+        (GgmlDType::Q8_0, 8960, 1536),
     ];
-    println!("| dtype | rows x cols | n | candle µs | candor µs | speedup |");
-    println!("|---|---|---|---|---|---|");
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    println!("| dtype | rows x cols | n | candle µs | candor µs | speedup | candor GB/s |");
+    println!("|---|---|---|---|---|---|---|");
     for (dtype, rows, cols) in shapes {
+        if filter
+            .as_ref()
+            .is_some_and(|f| !format!("{dtype:?}").contains(f.as_str()))
+        {
+            continue;
+        }
         let w = Tensor::randn(0f32, 0.1, (rows, cols), &dev).unwrap();
         let q = QTensor::quantize(&w, dtype).unwrap();
+        let bytes = q.storage_size_in_bytes() as f64;
         let ours = QuantMatrix::from_qtensor(&q).unwrap();
         let candle = QMatMul::from_qtensor(q).unwrap();
-        for n in [1, 57] {
+        let ns: &[usize] = if cols >= 1536 {
+            &[1, 57, 256]
+        } else {
+            &[1, 57]
+        };
+        for &n in ns {
             let x = Tensor::randn(0f32, 1.0, (n, cols), &dev).unwrap();
             let tc = time(|| {
                 candle.forward(&x).unwrap();
@@ -54,10 +77,11 @@ fn main() {
                 ours.forward(&x).unwrap();
             });
             println!(
-                "| {dtype:?} | {rows} x {cols} | {n} | {:.1} | {:.1} | {:.1}x |",
+                "| {dtype:?} | {rows} x {cols} | {n} | {:.1} | {:.1} | {:.2}x | {:.1} |",
                 tc * 1e6,
                 to * 1e6,
-                tc / to
+                tc / to,
+                bytes / to / 1e9
             );
         }
     }

@@ -20,6 +20,20 @@ pub fn has_avx2_fma_f16c() -> bool {
     false
 }
 
+/// 8-bit dot product instructions (AVX-512 VNNI, or AVX-VNNI): candle's repacked
+/// kernels for Q4_K, Q6_K and Q8_0 use them.
+pub fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if (is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vnni"))
+        || is_x86_feature_detected!("avxvnni")
+    {
+        return true;
+    }
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     use std::arch::x86_64::*;

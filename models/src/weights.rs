@@ -68,7 +68,7 @@ enum Source {
 pub enum Matrix {
     /// candle's product: plain tensors, and quantized formats candle has kernels for.
     Candle(QMatMul),
-    /// candor's CPU kernel for Q4_1, Q5_0 and Q5_1.
+    /// candor's CPU kernel (`crate::quant`: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K).
     Quant(Arc<QuantMatrix>),
 }
 
@@ -403,7 +403,7 @@ impl Weights {
                 if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
                     let w = q.dequantize(&self.device)?.to_dtype(self.dtype)?;
                     Ok(Matrix::Candle(QMatMul::Tensor(w)))
-                } else if self.device.is_cpu() && QuantMatrix::supports(dtype) {
+                } else if self.device.is_cpu() && QuantMatrix::preferred_for(dtype) {
                     // Copies the blocks; `q` is dropped on return.
                     Ok(Matrix::Quant(Arc::new(QuantMatrix::from_qtensor(&q)?)))
                 } else {

@@ -5,23 +5,28 @@
 //! ggml/src/ggml-cpu/arch/x86/quants.c): `quantize_row_q8_0`, `quantize_row_q8_1`,
 //! `ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q5_1_q8_1`,
 //! `ggml_vec_dot_q8_0_q8_0` and their
-//! helpers `bytes_from_nibbles_32`, `bytes_from_bits_32`, `hsum_float_8`. One change: a
+//! helpers `bytes_from_nibbles_32`, `bytes_from_bits_32`, `hsum_float_8`; the K-quants'
+//! layouts after `dequantize_row_q4_K` / `q6_K` (see [`super::blocks`]). One change: a
 //! weight row is multiplied with a tile of activation rows at once, each pair with its own
 //! accumulator, so that prefill unpacks every weight block once per tile of activation
 //! rows. Per pair the operations and their order are exactly those of one ggml dot
 //! product, so a result does not depend on the tile it was computed in.
 
-use super::blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, WeightBlock, QK};
+use super::blocks::{
+    q6k_place, scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8, BlockQ8_0, WeightBlock, QK,
+};
 use std::arch::x86_64::*;
 
 /// The unpacking half of a dot product, per weight format.
 pub trait Avx2Block: WeightBlock {
-    /// The block's 32 values as bytes (unsigned for formats with a min, signed for Q5_0),
-    /// with `d` and `m` (0 without a min).
+    /// Sub-block `j`'s 32 values as bytes (unsigned for formats with a min, signed for the
+    /// others), its scales per lane of the accumulator (lanes 0..4 for values 0..16,
+    /// 4..8 for 16..32) and `m` (0 without a min).
     ///
     /// # Safety
-    /// The CPU must support AVX2 and F16C.
-    unsafe fn unpack(&self) -> (__m256i, f32, f32);
+    /// The CPU must support AVX2 and F16C; `j < SUB`.
+    unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32);
 }
 
 /// `d` and `m`, two f16 numbers side by side, widened together.
@@ -59,43 +64,109 @@ fn bits(qh: [u8; 4]) -> __m256i {
     _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
 }
 
+impl Avx2Block for BlockQ4_0 {
+    #[inline(always)]
+    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
+        let (d, _) = scales_f16(self.d, [0, 0]);
+        let q = _mm256_sub_epi8(nibbles(&self.qs), _mm256_set1_epi8(8));
+        (q, _mm256_set1_ps(d), 0.0)
+    }
+}
+
 impl Avx2Block for BlockQ4_1 {
     #[inline(always)]
-    unsafe fn unpack(&self) -> (__m256i, f32, f32) {
+    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
         let (d, m) = scales_f16(self.d, self.m);
-        (nibbles(&self.qs), d, m)
+        (nibbles(&self.qs), _mm256_set1_ps(d), m)
     }
 }
 
 impl Avx2Block for BlockQ5_0 {
     #[inline(always)]
-    unsafe fn unpack(&self) -> (__m256i, f32, f32) {
+    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
         let (d, _) = scales_f16(self.d, [0, 0]);
         // Where bit 4 is clear the value is nibble - 16: set the byte's high nibble.
         let high = _mm256_andnot_si256(bits(self.qh), _mm256_set1_epi8(0xF0u8 as i8));
-        (_mm256_or_si256(nibbles(&self.qs), high), d, 0.0)
+        (
+            _mm256_or_si256(nibbles(&self.qs), high),
+            _mm256_set1_ps(d),
+            0.0,
+        )
     }
 }
 
 impl Avx2Block for BlockQ5_1 {
     #[inline(always)]
-    unsafe fn unpack(&self) -> (__m256i, f32, f32) {
+    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
         let (d, m) = scales_f16(self.d, self.m);
         let high = _mm256_and_si256(bits(self.qh), _mm256_set1_epi8(0x10));
-        (_mm256_or_si256(nibbles(&self.qs), high), d, m)
+        (
+            _mm256_or_si256(nibbles(&self.qs), high),
+            _mm256_set1_ps(d),
+            m,
+        )
     }
 }
 
 impl Avx2Block for BlockQ8_0 {
     #[inline(always)]
-    unsafe fn unpack(&self) -> (__m256i, f32, f32) {
+    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
         let (d, _) = scales_f16(self.d, [0, 0]);
         // SAFETY: an unaligned 32-byte load from a 32-byte array.
         (
             unsafe { _mm256_loadu_si256(self.qs.as_ptr().cast()) },
-            d,
+            _mm256_set1_ps(d),
             0.0,
         )
+    }
+}
+
+impl Avx2Block for BlockQ4K {
+    #[inline(always)]
+    unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32) {
+        let (d, dmin) = scales_f16(self.d, self.dmin);
+        let (sc, m) = scale_min_k4(j, &self.scales);
+        let at = 32 * (j / 2);
+        // SAFETY: an unaligned 32-byte load from bytes at..at + 32 of a 128-byte array.
+        let q = unsafe { _mm256_loadu_si256(self.qs.as_ptr().add(at).cast()) };
+        let q = if j.is_multiple_of(2) {
+            q
+        } else {
+            _mm256_srli_epi16(q, 4)
+        };
+        (
+            _mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
+            _mm256_set1_ps(d * sc as f32),
+            -(dmin * m as f32),
+        )
+    }
+}
+
+impl Avx2Block for BlockQ6K {
+    #[inline(always)]
+    unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32) {
+        let (d, _) = scales_f16(self.d, [0, 0]);
+        let (l, high, h, shift, s) = q6k_place(j);
+        // SAFETY: unaligned 32-byte loads from bytes l..l + 32 of the 128-byte `ql` and
+        // h..h + 32 of the 64-byte `qh` (q6k_place keeps them in bounds).
+        let (lo, hi) = unsafe {
+            (
+                _mm256_loadu_si256(self.ql.as_ptr().add(l).cast()),
+                _mm256_loadu_si256(self.qh.as_ptr().add(h).cast()),
+            )
+        };
+        let lo = if high { _mm256_srli_epi16(lo, 4) } else { lo };
+        let nib = _mm256_and_si256(lo, _mm256_set1_epi8(0x0F));
+        let two = _mm256_and_si256(
+            _mm256_srl_epi16(hi, _mm_cvtsi32_si128(shift as i32)),
+            _mm256_set1_epi8(0x03),
+        );
+        let q = _mm256_or_si256(nib, _mm256_slli_epi16(two, 4));
+        let scales = _mm256_set_m128(
+            _mm_set1_ps(d * self.scales[s + 1] as f32),
+            _mm_set1_ps(d * self.scales[s] as f32),
+        );
+        (_mm256_sub_epi8(q, _mm256_set1_epi8(32)), scales, 0.0)
     }
 }
 
@@ -111,21 +182,22 @@ fn hsum_f32(x: __m256) -> f32 {
 /// accumulator.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C; `w` and every `a[r]` have the same number of
-/// blocks, and `out` has `R` elements.
+/// The CPU must support AVX2, FMA and F16C; every `a[r]` has `W::SUB` blocks per block of
+/// `w`, and `out` has `R` elements.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_tile<W: Avx2Block, const R: usize>(w: &[W], a: [&[BlockQ8]; R], out: &mut [f32]) {
-    let kb = w.len();
+    let kb = w.len() * W::SUB;
     debug_assert!(a.iter().all(|a| a.len() == kb));
     debug_assert_eq!(out.len(), R);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [0f32; R];
     for b in 0..kb {
-        // SAFETY: b < kb == w.len(); the caller guarantees the CPU features.
-        let (qx, dw, mw) = unsafe { w.get_unchecked(b).unpack() };
-        // For Q5_0's and Q8_0's signed values, multiply |x| by y with x's sign (maddubs
-        // wants an unsigned first operand); |x| once per block.
+        // SAFETY: b / SUB < w.len() and b % SUB < SUB; the caller guarantees the CPU
+        // features.
+        let (qx, dw, mw) = unsafe { w.get_unchecked(b / W::SUB).unpack(b % W::SUB) };
+        // For signed values, multiply |x| by y with x's sign (maddubs wants an unsigned
+        // first operand); |x| once per block.
         let ax = if W::HAS_MIN {
             qx
         } else {
@@ -146,7 +218,7 @@ pub unsafe fn dot_tile<W: Avx2Block, const R: usize>(w: &[W], a: [&[BlockQ8]; R]
             };
             let pairs = _mm256_maddubs_epi16(ax, qy);
             let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), q, acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ab.d)), q, acc[r]);
         }
     }
     for r in 0..R {

@@ -8,27 +8,41 @@
 //! The algorithms follow ggml (ggml-org/llama.cpp, commit 47b0c4b5488f):
 //! `quantize_row_q8_0`, `quantize_row_q8_1` and `ggml_vec_dot_{q4_1_q8_1,q5_0_q8_0,
 //! q5_1_q8_1}` in ggml/src/ggml-cpu/arch/x86/quants.c.
+//!
+//! The K-quants (Q4_K, Q6_K) store 256 values per super-block with a scale (and for Q4_K
+//! a min) per sub-block of 32 (Q6_K: of 16). They are multiplied here sub-block by
+//! sub-block against the same 32-value activation blocks as the other formats: a
+//! sub-block's scale `d * sc` (an f16 times a 6- or 8-bit integer) is exact in f32, so
+//! each sub-block is a block of the simple kind, and the super-block is read from memory
+//! as it is stored (4.5 or 6.5 bits per weight). ggml quantizes the activations per 256
+//! values instead (Q8_K); per 32 is finer, so the product is at least as close to the
+//! unquantized one.
 
 use half::f16;
 
-/// Values per block, for every format here.
+/// Values per activation block, and per (sub-)block of every weight format here.
 pub const QK: usize = 32;
 
-/// A block of 32 weights in one of the formats this module multiplies.
+/// A block of weights in one of the formats this module multiplies: one block of 32
+/// values, or a K-quant super-block of `SUB` of them.
 pub trait WeightBlock: Copy + Send + Sync + 'static {
     /// Bytes per block in the file.
     const BYTES: usize;
-    /// `x = d * q + m` with unsigned `q` (Q4_1, Q5_1): activations then need the block sums
-    /// of Q8_1. Without a min (Q5_0) `x = d * (q - 16)` and activations are Q8_0.
+    /// Sub-blocks of 32 values per block.
+    const SUB: usize;
+    /// `x = d * q + m` with unsigned `q` (Q4_1, Q5_1, Q4_K): activations then need the
+    /// block sums of Q8_1. Without a min (`x = d * q` with signed `q`: Q4_0, Q5_0, Q8_0,
+    /// Q6_K) activations are Q8_0.
     const HAS_MIN: bool;
 
     /// Reads one block from its `BYTES` little-endian bytes.
     fn from_bytes(bytes: &[u8]) -> Self;
-    /// The block's scale `d` and min `m` (0 without a min), widened from f16.
-    fn scales(&self) -> (f32, f32);
-    /// The 32 quantized values in ggml's order (value `j` pairs with activation `j`):
-    /// unsigned for formats with a min, already offset by -16 for Q5_0.
-    fn values(&self) -> [i8; QK];
+    /// Sub-block `j`'s scale for its values 0..16 and for 16..32 (the same number but in
+    /// Q6_K, whose scales cover 16 values), and its min `m` (0 without a min), in f32.
+    fn scales(&self, j: usize) -> (f32, f32, f32);
+    /// Sub-block `j`'s 32 quantized values in ggml's order (value `i` pairs with
+    /// activation `i`): unsigned for formats with a min, signed (offset) for the others.
+    fn values(&self, j: usize) -> [i8; QK];
 }
 
 fn f16_bits(b: [u8; 2]) -> f32 {
@@ -50,6 +64,65 @@ fn nibbles(qs: &[u8; QK / 2]) -> [u8; QK] {
             qs[j - QK / 2] >> 4
         }
     })
+}
+
+/// ggml's `block_q4_0`: `x = d * (q - 8)`, q in 0..16.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ4_0 {
+    pub d: [u8; 2],
+    pub qs: [u8; QK / 2],
+}
+
+/// ggml's `block_q4_K`: 256 values in 8 sub-blocks of 32, `x = d * sc_j * q - dmin *
+/// m_j`, q in 0..16; the 6-bit `sc_j` and `m_j` packed in 12 bytes. Sub-blocks 2i and
+/// 2i + 1 are the low and high nibbles of bytes 32i..32i + 32.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ4K {
+    pub d: [u8; 2],
+    pub dmin: [u8; 2],
+    pub scales: [u8; 12],
+    pub qs: [u8; 128],
+}
+
+/// ggml's `block_q6_K`: 256 values, `x = d * sc * (q - 32)` with a signed 8-bit scale per
+/// 16 values; q's low 4 bits in `ql`, its high 2 in `qh`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ6K {
+    pub ql: [u8; 128],
+    pub qh: [u8; 64],
+    pub scales: [i8; 16],
+    pub d: [u8; 2],
+}
+
+/// Q4_K's sub-block `j` scale and min: ggml's `get_scale_min_k4`.
+pub fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Where Q6_K's sub-block `j` lives: the offset of its 32 `ql` bytes, whether its values
+/// are their high nibbles, the offset of its 32 `qh` bytes and the shift of its 2 bits
+/// there, and the index of its first scale. (ggml's `dequantize_row_q6_K`: each half of
+/// 128 values is four sub-blocks; sub-block k of a half takes nibbles from `ql` bytes
+/// 32 * (k % 2), low for k < 2, and bits 2k of `qh`.)
+pub fn q6k_place(j: usize) -> (usize, bool, usize, u32, usize) {
+    let (h, k) = (j / 4, j % 4);
+    (
+        64 * h + 32 * (k % 2),
+        k >= 2,
+        32 * h,
+        2 * k as u32,
+        8 * h + 2 * k,
+    )
 }
 
 /// ggml's `block_q4_1`: `x = d * q + m`, q in 0..16.
@@ -94,8 +167,92 @@ fn arr<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
         .expect("block slice has BYTES bytes")
 }
 
+impl WeightBlock for BlockQ4_0 {
+    const BYTES: usize = 18;
+    const SUB: usize = 1;
+    const HAS_MIN: bool = false;
+
+    fn from_bytes(b: &[u8]) -> Self {
+        Self {
+            d: arr(b, 0),
+            qs: arr(b, 2),
+        }
+    }
+
+    fn scales(&self, _: usize) -> (f32, f32, f32) {
+        let d = f16_bits(self.d);
+        (d, d, 0.0)
+    }
+
+    fn values(&self, _: usize) -> [i8; QK] {
+        nibbles(&self.qs).map(|v| v as i8 - 8)
+    }
+}
+
+impl WeightBlock for BlockQ4K {
+    const BYTES: usize = 144;
+    const SUB: usize = 8;
+    const HAS_MIN: bool = true;
+
+    fn from_bytes(b: &[u8]) -> Self {
+        Self {
+            d: arr(b, 0),
+            dmin: arr(b, 2),
+            scales: arr(b, 4),
+            qs: arr(b, 16),
+        }
+    }
+
+    fn scales(&self, j: usize) -> (f32, f32, f32) {
+        let (sc, m) = scale_min_k4(j, &self.scales);
+        let d = f16_bits(self.d) * sc as f32;
+        (d, d, -(f16_bits(self.dmin) * m as f32))
+    }
+
+    fn values(&self, j: usize) -> [i8; QK] {
+        let q = &self.qs[32 * (j / 2)..32 * (j / 2) + 32];
+        std::array::from_fn(|i| if j.is_multiple_of(2) { q[i] & 0x0F } else { q[i] >> 4 } as i8)
+    }
+}
+
+impl WeightBlock for BlockQ6K {
+    const BYTES: usize = 210;
+    const SUB: usize = 8;
+    const HAS_MIN: bool = false;
+
+    fn from_bytes(b: &[u8]) -> Self {
+        Self {
+            ql: arr(b, 0),
+            qh: arr(b, 128),
+            scales: arr::<16>(b, 192).map(|v| v as i8),
+            d: arr(b, 208),
+        }
+    }
+
+    fn scales(&self, j: usize) -> (f32, f32, f32) {
+        let (.., s) = q6k_place(j);
+        let d = f16_bits(self.d);
+        (
+            d * self.scales[s] as f32,
+            d * self.scales[s + 1] as f32,
+            0.0,
+        )
+    }
+
+    fn values(&self, j: usize) -> [i8; QK] {
+        let (l, high, h, shift, _) = q6k_place(j);
+        std::array::from_fn(|i| {
+            let lo = self.ql[l + i];
+            let nib = if high { lo >> 4 } else { lo & 0x0F };
+            let hb = (self.qh[h + i] >> shift) & 3;
+            (nib | (hb << 4)) as i8 - 32
+        })
+    }
+}
+
 impl WeightBlock for BlockQ4_1 {
     const BYTES: usize = 20;
+    const SUB: usize = 1;
     const HAS_MIN: bool = true;
 
     fn from_bytes(b: &[u8]) -> Self {
@@ -106,17 +263,19 @@ impl WeightBlock for BlockQ4_1 {
         }
     }
 
-    fn scales(&self) -> (f32, f32) {
-        (f16_bits(self.d), f16_bits(self.m))
+    fn scales(&self, _: usize) -> (f32, f32, f32) {
+        let d = f16_bits(self.d);
+        (d, d, f16_bits(self.m))
     }
 
-    fn values(&self) -> [i8; QK] {
+    fn values(&self, _: usize) -> [i8; QK] {
         nibbles(&self.qs).map(|v| v as i8)
     }
 }
 
 impl WeightBlock for BlockQ5_0 {
     const BYTES: usize = 22;
+    const SUB: usize = 1;
     const HAS_MIN: bool = false;
 
     fn from_bytes(b: &[u8]) -> Self {
@@ -127,11 +286,12 @@ impl WeightBlock for BlockQ5_0 {
         }
     }
 
-    fn scales(&self) -> (f32, f32) {
-        (f16_bits(self.d), 0.0)
+    fn scales(&self, _: usize) -> (f32, f32, f32) {
+        let d = f16_bits(self.d);
+        (d, d, 0.0)
     }
 
-    fn values(&self) -> [i8; QK] {
+    fn values(&self, _: usize) -> [i8; QK] {
         let (lo, hi) = (nibbles(&self.qs), high_bits(self.qh));
         std::array::from_fn(|j| (lo[j] | hi[j]) as i8 - 16)
     }
@@ -139,6 +299,7 @@ impl WeightBlock for BlockQ5_0 {
 
 impl WeightBlock for BlockQ5_1 {
     const BYTES: usize = 24;
+    const SUB: usize = 1;
     const HAS_MIN: bool = true;
 
     fn from_bytes(b: &[u8]) -> Self {
@@ -150,11 +311,12 @@ impl WeightBlock for BlockQ5_1 {
         }
     }
 
-    fn scales(&self) -> (f32, f32) {
-        (f16_bits(self.d), f16_bits(self.m))
+    fn scales(&self, _: usize) -> (f32, f32, f32) {
+        let d = f16_bits(self.d);
+        (d, d, f16_bits(self.m))
     }
 
-    fn values(&self) -> [i8; QK] {
+    fn values(&self, _: usize) -> [i8; QK] {
         let (lo, hi) = (nibbles(&self.qs), high_bits(self.qh));
         std::array::from_fn(|j| (lo[j] | hi[j]) as i8)
     }
@@ -162,6 +324,7 @@ impl WeightBlock for BlockQ5_1 {
 
 impl WeightBlock for BlockQ8_0 {
     const BYTES: usize = 34;
+    const SUB: usize = 1;
     const HAS_MIN: bool = false;
 
     fn from_bytes(b: &[u8]) -> Self {
@@ -171,11 +334,12 @@ impl WeightBlock for BlockQ8_0 {
         }
     }
 
-    fn scales(&self) -> (f32, f32) {
-        (f16_bits(self.d), 0.0)
+    fn scales(&self, _: usize) -> (f32, f32, f32) {
+        let d = f16_bits(self.d);
+        (d, d, 0.0)
     }
 
-    fn values(&self) -> [i8; QK] {
+    fn values(&self, _: usize) -> [i8; QK] {
         self.qs.map(|v| v as i8)
     }
 }
@@ -237,21 +401,23 @@ pub fn hsum8(a: [f32; 8]) -> f32 {
 
 /// One weight row against one activation row. Eight f32 lanes, each accumulating the
 /// integer dot product of four consecutive values times `d_w * d_a` with a fused
-/// multiply-add, as the AVX2 kernel's `maddubs`/`madd`/`fmadd` do.
+/// multiply-add, as the AVX2 kernel's `maddubs`/`madd`/`fmadd` do (lanes 0..4 take the
+/// scale of a sub-block's first 16 values, lanes 4..8 that of the last 16).
 pub fn dot<W: WeightBlock>(w: &[W], a: &[BlockQ8]) -> f32 {
-    debug_assert_eq!(w.len(), a.len());
+    debug_assert_eq!(w.len() * W::SUB, a.len());
     let mut acc = [0f32; 8];
     let mut summs = 0f32;
-    for (wb, ab) in w.iter().zip(a) {
-        let (dw, mw) = wb.scales();
+    let subs = w.iter().flat_map(|wb| (0..W::SUB).map(move |j| (wb, j)));
+    for ((wb, j), ab) in subs.zip(a) {
+        let (d0, d1, mw) = wb.scales(j);
         if W::HAS_MIN {
             summs += mw * ab.s;
         }
-        let v = wb.values();
-        let d = dw * ab.d;
+        let v = wb.values(j);
         for (lane, acc) in acc.iter_mut().enumerate() {
+            let d = if lane < 4 { d0 } else { d1 } * ab.d;
             let sum: i32 = (4 * lane..4 * lane + 4)
-                .map(|j| v[j] as i32 * ab.qs[j] as i32)
+                .map(|i| v[i] as i32 * ab.qs[i] as i32)
                 .sum();
             *acc = d.mul_add(sum as f32, *acc);
         }

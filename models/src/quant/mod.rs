@@ -1,6 +1,7 @@
-//! candor's own CPU matrix product for GGUF weights in Q4_1, Q5_0 and Q5_1, the formats
-//! candle multiplies with scalar code only, and Q8_0, whose batched products gain from
-//! keeping each chunk of weights in cache for every activation row.
+//! candor's own CPU matrix product for GGUF weights in Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and
+//! the K-quants Q4_K and Q6_K (the bulk of every Q4_K_M file): candle multiplies some of
+//! these with scalar code only, and all of them gain from keeping each chunk of weights
+//! in cache for every activation row of a batched product.
 //!
 //! The method is ggml's (ggml-org/llama.cpp, commit 47b0c4b5488f,
 //! ggml/src/ggml-cpu/arch/x86/quants.c and ggml/src/ggml-cpu/ggml-cpu.c): each row of
@@ -22,7 +23,10 @@ mod blocks;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
-use blocks::{BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, WeightBlock, QK};
+use blocks::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0,
+    WeightBlock, QK,
+};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
@@ -57,13 +61,31 @@ impl Isa {
 }
 
 enum Blocks {
+    Q4_0(Vec<BlockQ4_0>),
     Q4_1(Vec<BlockQ4_1>),
     Q5_0(Vec<BlockQ5_0>),
     Q5_1(Vec<BlockQ5_1>),
     Q8_0(Vec<BlockQ8_0>),
+    Q4K(Vec<BlockQ4K>),
+    Q6K(Vec<BlockQ6K>),
 }
 
-/// A (rows, cols) weight matrix in Q4_1, Q5_0 or Q5_1, row-major, as stored in GGUF.
+/// Calls `$body` with `$b` bound to the blocks, whatever their format.
+macro_rules! each_format {
+    ($blocks:expr, $b:ident => $body:expr) => {
+        match $blocks {
+            Blocks::Q4_0($b) => $body,
+            Blocks::Q4_1($b) => $body,
+            Blocks::Q5_0($b) => $body,
+            Blocks::Q5_1($b) => $body,
+            Blocks::Q8_0($b) => $body,
+            Blocks::Q4K($b) => $body,
+            Blocks::Q6K($b) => $body,
+        }
+    };
+}
+
+/// A (rows, cols) weight matrix in one of the formats above, row-major, as stored in GGUF.
 pub struct QuantMatrix {
     rows: usize,
     cols: usize,
@@ -92,25 +114,53 @@ impl QuantMatrix {
     pub fn supports(dtype: GgmlDType) -> bool {
         matches!(
             dtype,
-            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_0
+            GgmlDType::Q4_0
+                | GgmlDType::Q4_1
+                | GgmlDType::Q5_0
+                | GgmlDType::Q5_1
+                | GgmlDType::Q8_0
+                | GgmlDType::Q4K
+                | GgmlDType::Q6K
         )
+    }
+
+    /// Whether this module, rather than candle, should multiply weights of `dtype` on this
+    /// CPU. Q4_1, Q5_0 and Q5_1 have only scalar kernels in candle, and its Q4_0 products
+    /// are slower than these (`cargo bench -p candor-models --bench quant_matmul`). For
+    /// Q8_0, Q4_K and Q6_K candle repacks the weights for 8-bit dot product instructions
+    /// (AVX-512 VNNI, AVX-VNNI), 2-5x faster than these AVX2 kernels where the CPU has
+    /// them; elsewhere these run. `CANDOR_QUANT_KERNELS=candor` or `=candle` overrides
+    /// the choice, for measurements.
+    pub fn preferred_for(dtype: GgmlDType) -> bool {
+        if !Self::supports(dtype) {
+            return false;
+        }
+        match std::env::var("CANDOR_QUANT_KERNELS").as_deref() {
+            Ok("candor") => return true,
+            Ok("candle") => return false,
+            _ => {}
+        }
+        match dtype {
+            GgmlDType::Q8_0 | GgmlDType::Q4K | GgmlDType::Q6K => !crate::cpu::has_vnni(),
+            _ => true,
+        }
     }
 
     /// Copies a 2-D quantized tensor's blocks; the `QTensor` can be dropped afterwards.
     pub fn from_qtensor(q: &QTensor) -> candle_core::Result<Self> {
         let (rows, cols) = q.shape().dims2()?;
-        if !cols.is_multiple_of(QK) {
-            candle_core::bail!("quantized matrix: {cols} columns are not whole blocks of {QK}");
-        }
         let data = q.data()?;
         let blocks = match q.dtype() {
+            GgmlDType::Q4_0 => Blocks::Q4_0(parse(&data)),
             GgmlDType::Q4_1 => Blocks::Q4_1(parse(&data)),
             GgmlDType::Q5_0 => Blocks::Q5_0(parse(&data)),
             GgmlDType::Q5_1 => Blocks::Q5_1(parse(&data)),
             GgmlDType::Q8_0 => Blocks::Q8_0(parse(&data)),
-            other => {
-                candle_core::bail!("quantized matrix: {other:?} is not Q4_1, Q5_0, Q5_1 or Q8_0")
-            }
+            GgmlDType::Q4K => Blocks::Q4K(parse(&data)),
+            GgmlDType::Q6K => Blocks::Q6K(parse(&data)),
+            other => candle_core::bail!(
+                "quantized matrix: {other:?} is not Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K or Q6_K"
+            ),
         };
         let m = Self {
             rows,
@@ -118,19 +168,29 @@ impl QuantMatrix {
             blocks,
             isa: Isa::detect(),
         };
-        let n_blocks = match &m.blocks {
-            Blocks::Q4_1(b) => b.len(),
-            Blocks::Q5_0(b) => b.len(),
-            Blocks::Q5_1(b) => b.len(),
-            Blocks::Q8_0(b) => b.len(),
-        };
-        if n_blocks != rows * cols / QK {
+        let per_block = QK * m.sub_blocks();
+        if !cols.is_multiple_of(per_block) {
+            candle_core::bail!(
+                "quantized matrix: {cols} columns are not whole {:?} blocks of {per_block}",
+                m.dtype()
+            );
+        }
+        let n_blocks = each_format!(&m.blocks, b => b.len());
+        if n_blocks != rows * cols / per_block {
             candle_core::bail!(
                 "quantized matrix: {n_blocks} blocks for a ({rows}, {cols}) {:?} tensor",
                 m.dtype()
             );
         }
         Ok(m)
+    }
+
+    /// 32-value sub-blocks per block of this format.
+    fn sub_blocks(&self) -> usize {
+        fn sub<W: WeightBlock>(_: &[W]) -> usize {
+            W::SUB
+        }
+        each_format!(&self.blocks, b => sub(b))
     }
 
     /// The matrices' rows one after the other: one product computes all of them (the
@@ -159,10 +219,13 @@ impl QuantMatrix {
             };
         }
         let blocks = match &first.blocks {
+            Blocks::Q4_0(_) => cat!(Q4_0),
             Blocks::Q4_1(_) => cat!(Q4_1),
             Blocks::Q5_0(_) => cat!(Q5_0),
             Blocks::Q5_1(_) => cat!(Q5_1),
             Blocks::Q8_0(_) => cat!(Q8_0),
+            Blocks::Q4K(_) => cat!(Q4K),
+            Blocks::Q6K(_) => cat!(Q6K),
         };
         Some(QuantMatrix {
             rows: parts.iter().map(|m| m.rows).sum(),
@@ -174,10 +237,13 @@ impl QuantMatrix {
 
     pub fn dtype(&self) -> GgmlDType {
         match &self.blocks {
+            Blocks::Q4_0(_) => GgmlDType::Q4_0,
             Blocks::Q4_1(_) => GgmlDType::Q4_1,
             Blocks::Q5_0(_) => GgmlDType::Q5_0,
             Blocks::Q5_1(_) => GgmlDType::Q5_1,
             Blocks::Q8_0(_) => GgmlDType::Q8_0,
+            Blocks::Q4K(_) => GgmlDType::Q4K,
+            Blocks::Q6K(_) => GgmlDType::Q6K,
         }
     }
 
@@ -204,18 +270,13 @@ impl QuantMatrix {
             if id >= self.rows {
                 candle_core::bail!("embedding: id {id} is outside the {} rows", self.rows);
             }
-            match &self.blocks {
-                Blocks::Q4_1(b) => dequantize_row(self.row(b, id), row),
-                Blocks::Q5_0(b) => dequantize_row(self.row(b, id), row),
-                Blocks::Q5_1(b) => dequantize_row(self.row(b, id), row),
-                Blocks::Q8_0(b) => dequantize_row(self.row(b, id), row),
-            }
+            each_format!(&self.blocks, b => dequantize_row(self.row(b, id), row));
         }
         Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
     }
 
-    fn row<'a, W>(&self, blocks: &'a [W], i: usize) -> &'a [W] {
-        let kb = self.cols / QK;
+    fn row<'a, W: WeightBlock>(&self, blocks: &'a [W], i: usize) -> &'a [W] {
+        let kb = self.cols / (QK * W::SUB);
         &blocks[i * kb..(i + 1) * kb]
     }
 
@@ -226,20 +287,17 @@ impl QuantMatrix {
 
     fn matmul_with(&self, isa: Isa, x: &[f32], n: usize) -> Vec<f32> {
         assert_eq!(x.len(), n * self.cols, "activations are not (n, cols)");
-        match &self.blocks {
-            Blocks::Q4_1(b) => matmul(isa, b, self.rows, self.cols, x, n),
-            Blocks::Q5_0(b) => matmul(isa, b, self.rows, self.cols, x, n),
-            Blocks::Q5_1(b) => matmul(isa, b, self.rows, self.cols, x, n),
-            Blocks::Q8_0(b) => matmul(isa, b, self.rows, self.cols, x, n),
-        }
+        each_format!(&self.blocks, b => matmul(isa, b, self.rows, self.cols, x, n))
     }
 }
 
-/// candle's (and ggml's) `dequantize_row_*`: `d * q + m`, or `d * (q - 16)` for Q5_0.
+/// candle's (and ggml's) `dequantize_row_*`: `d * q + m`, or `d * q` with signed `q`.
 fn dequantize_row<W: WeightBlock>(blocks: &[W], out: &mut [f32]) {
-    for (b, out) in blocks.iter().zip(out.chunks_exact_mut(QK)) {
-        let (d, m) = b.scales();
-        for (o, q) in out.iter_mut().zip(b.values()) {
+    let subs = blocks.iter().flat_map(|b| (0..W::SUB).map(move |j| (b, j)));
+    for ((b, j), out) in subs.zip(out.chunks_exact_mut(QK)) {
+        let (d0, d1, m) = b.scales(j);
+        for (i, (o, q)) in out.iter_mut().zip(b.values(j)).enumerate() {
+            let d = if i < QK / 2 { d0 } else { d1 };
             *o = if W::HAS_MIN {
                 q as f32 * d + m
             } else {
@@ -268,8 +326,8 @@ fn quantize_rows(isa: Isa, x: &[f32], out: &mut [BlockQ8], with_sum: bool) {
     }
 }
 
-/// One weight row (`w`, kb blocks) against `t` activation rows (`a`, t * kb blocks):
-/// `out[r] = w · a_r`.
+/// One weight row (`w`, kb / SUB blocks) against `t` activation rows (`a`, t * kb
+/// blocks): `out[r] = w · a_r`.
 ///
 /// One weight row at a time: every thread then reads its weights in one sequential stream,
 /// which the hardware prefetchers follow. Interleaving four rows (four independent
@@ -322,9 +380,11 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
         return Vec::new();
     }
     let kb = acts.len() / n;
+    // Weight blocks per row.
+    let kw = kb / W::SUB;
     // 2. Split the weight rows into chunks that fit in cache, enough of them to keep every
     //    thread busy. Small products stay on this thread.
-    let row_bytes = kb * W::BYTES;
+    let row_bytes = kw * W::BYTES;
     let threads = candle_core::utils::barrier_pool().n_workers() + 1;
     let n_chunks = (rows * row_bytes)
         .div_ceil(CHUNK_BYTES)
@@ -336,14 +396,14 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
     let columns = Columns::new(&mut out);
     let work = |c: usize| {
         let first = c * chunk_rows;
-        let w = &w[first * kb..rows.min(first + chunk_rows) * kb];
+        let w = &w[first * kw..rows.min(first + chunk_rows) * kw];
         let mut tile = [0f32; TILE_ROWS];
         // 3. Tile after tile of activation rows, each against every row of the chunk.
         for t0 in (0..n).step_by(TILE_ROWS) {
             let t = TILE_ROWS.min(n - t0);
             let a = &acts[t0 * kb..(t0 + t) * kb];
             let tile = &mut tile[..t];
-            for (i, wr) in w.chunks_exact(kb).enumerate() {
+            for (i, wr) in w.chunks_exact(kw).enumerate() {
                 dot_tile(isa, kb, wr, a, tile);
                 let col = first + i;
                 for (j, &v) in tile.iter().enumerate() {
