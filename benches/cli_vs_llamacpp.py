@@ -8,7 +8,11 @@ because these machines are shared and absolute numbers drift between runs.
 
 Usage (after `bash scripts/fetch-test-assets.sh` and `cargo build --release`):
     ~/.cache/candor/llama-venv/bin/python benches/cli_vs_llamacpp.py [--runs 3] [--tokens 64]
+        [--threads 2] [--r1-1.5b Q4_K_M,Q8_0,Q4_0,Q6_K] [--only-r1]
 llama.cpp comes from PyPI `llama-cpp-python` (see README, "Tests and their data").
+`--r1-1.5b` adds a random-weight model of DeepSeek-R1-Distill-Qwen-1.5B's shape in those
+types, made (once, cached) by scripts/make_r1_1p5b_shaped.py with PyPI `gguf` and
+llama.cpp's quantizer; the prompt is then repeated 3 times (157 tokens) as in issue 13.
 """
 
 import argparse
@@ -16,6 +20,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,10 +39,10 @@ PROMPT = (
 LINE = re.compile(r"prompt (\d+) tokens \((\d+) cached\) at ([\d.]+) tok/s, generated (\d+) tokens at ([\d.]+) tok/s")
 
 
-def candor(model: Path, tokens: int, threads: int) -> tuple[float, float]:
+def candor(model: Path, tokens: int, threads: int, prompt: str) -> tuple[float, float]:
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads), RUST_LOG="warn")
     out = subprocess.run(
-        [str(CANDOR), "generate", "--model", str(model), "--raw", "--prompt", PROMPT,
+        [str(CANDOR), "generate", "--model", str(model), "--raw", "--prompt", prompt,
          "--temperature", "0", "--max-tokens", str(tokens)],
         capture_output=True, text=True, env=env, check=True,
     )
@@ -47,8 +52,8 @@ def candor(model: Path, tokens: int, threads: int) -> tuple[float, float]:
     return float(m.group(3)), float(m.group(5))
 
 
-def llamacpp(llm: Llama, tokens: int) -> tuple[float, float]:
-    ids = llm.tokenize(PROMPT.encode(), add_bos=True)
+def llamacpp(llm: Llama, tokens: int, prompt: str) -> tuple[float, float]:
+    ids = llm.tokenize(prompt.encode(), add_bos=True)
     llm.reset()
     t0 = time.perf_counter()
     llm.eval(ids)
@@ -68,18 +73,27 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--r1-1.5b", dest="r1", default="", help="types of the 1.5B-shaped model to add")
+    ap.add_argument("--only-r1", action="store_true", help="skip SmolLM2 and Gemma")
     args = ap.parse_args()
+    paths = [] if args.only_r1 else [ASSETS / name for name in MODELS]
+    if args.r1:
+        r1 = Path.home() / ".cache/candor/r1-1.5b-shaped"
+        subprocess.run([sys.executable, str(ROOT / "scripts/make_r1_1p5b_shaped.py"), "--out", str(r1),
+                        "--types", args.r1], check=True)
+        paths += [r1 / f"r1-1.5b-shaped-{t.lower()}.gguf" for t in args.r1.split(",")]
     print(f"threads {args.threads}, {args.tokens} generated tokens, median of {args.runs} runs\n")
     print("| model | candor prefill tok/s | llama.cpp prefill tok/s | ratio | candor decode tok/s | llama.cpp decode tok/s | ratio |")
     print("|---|---|---|---|---|---|---|")
-    for name in MODELS:
-        path = ASSETS / name
+    for path in paths:
+        name = path.name
+        prompt = PROMPT * 3 if name.startswith("r1-") else PROMPT
         llm = Llama(model_path=str(path), n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads,
                     verbose=False, logits_all=False)
         c, l = [], []
         for _ in range(args.runs):  # interleave, so drift hits both alike
-            c.append(candor(path, args.tokens, args.threads))
-            l.append(llamacpp(llm, args.tokens))
+            c.append(candor(path, args.tokens, args.threads, prompt))
+            l.append(llamacpp(llm, args.tokens, prompt))
         cp, cd = statistics.median(x[0] for x in c), statistics.median(x[1] for x in c)
         lp, ld = statistics.median(x[0] for x in l), statistics.median(x[1] for x in l)
         print(f"| {name} | {cp:.1f} | {lp:.1f} | {cp / lp:.2f} | {cd:.1f} | {ld:.1f} | {cd / ld:.2f} |")
