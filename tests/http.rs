@@ -576,3 +576,37 @@ fn the_schema_check_refuses_what_openai_would_not_send() {
     let refused = std::panic::catch_unwind(|| assert_matches("CreateChatCompletionResponse", &v));
     assert!(refused.is_err(), "a message without refusal must not pass");
 }
+
+/// A prompt of token ids (one array, or an array of arrays) completes exactly as the
+/// same prompt sent as text (its tokens as /tokenize gives them); `echo` returns the ids'
+/// text; an id outside the vocabulary is a 400 naming its place.
+#[tokio::test]
+async fn prompts_of_token_ids_complete_as_their_text() {
+    let text = "The capital of France is";
+    // SmolLM2's tokenizer adds no BOS, so /tokenize's ids are the text prompt's.
+    let (_, v) = post("/tokenize", json!({"content": text})).await;
+    let ids = v["tokens"].clone();
+    let completion = |prompt: Value| {
+        json!({"model": NAME, "prompt": prompt, "max_tokens": 8, "temperature": 0})
+    };
+    let (s, want) = post("/v1/completions", completion(json!(text))).await;
+    assert_eq!(s, StatusCode::OK, "{want}");
+    let (s, got) = post("/v1/completions", completion(ids.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    assert_eq!(got["choices"][0]["text"], want["choices"][0]["text"]);
+    assert_eq!(got["usage"]["prompt_tokens"], want["usage"]["prompt_tokens"]);
+    let (s, two) = post("/v1/completions", completion(json!([ids.clone(), text]))).await;
+    assert_eq!(s, StatusCode::OK, "{two}");
+    for c in two["choices"].as_array().unwrap() {
+        assert_eq!(c["text"], want["choices"][0]["text"], "{two}");
+    }
+    let mut echoed = completion(ids.clone());
+    echoed["echo"] = json!(true);
+    let (_, v) = post("/v1/completions", echoed).await;
+    let t = v["choices"][0]["text"].as_str().unwrap();
+    assert!(t.starts_with(text), "{v}");
+    let (s, v) = post("/v1/completions", completion(json!([[1, 2], [3, 99999999]]))).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, Some("prompt[1][1]"));
+    let (s, v) = post("/v1/completions", completion(json!([5, -1]))).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, Some("prompt[1]"));
+}

@@ -11,7 +11,7 @@ use crate::engine::sampler::TokenLogprobs;
 use crate::openai::{self, CompletionRequest};
 use crate::prompt::tokenizer::Tokenizer;
 use crate::prompt::{self, PromptInput, PromptRequest};
-use crate::validate::{self, Input, Limits};
+use crate::validate::{self, CompletionPrompt, Input, Limits};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -73,17 +73,37 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
         let Input::Completion { prompts, .. } = &valid.input else {
             unreachable!("validate_completion returns completion input");
         };
-        let prompts = prompts.clone();
+        let several = prompts.len() > 1;
         let built = prompts
             .iter()
-            .map(|text| {
+            .enumerate()
+            .map(|(i, p)| {
+                let input = match p {
+                    CompletionPrompt::Text(text) => PromptInput::Text(text.clone()),
+                    CompletionPrompt::Tokens(ids) => PromptInput::Tokens(ids.clone()),
+                };
                 let request = PromptRequest {
-                    input: PromptInput::Text(text.clone()),
+                    input,
                     reasoning: None,
                     max_tokens: valid.max_tokens,
                     context,
                 };
-                prompt::build(lm.prompt_tools(), request).map_err(|e| ApiError::prompt(e, "prompt"))
+                let param = match several {
+                    true => format!("prompt[{i}]"),
+                    false => "prompt".into(),
+                };
+                prompt::build(lm.prompt_tools(), request).map_err(|e| ApiError::prompt(e, &param))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The prompts as text, for `echo`.
+        let prompts = prompts
+            .iter()
+            .map(|p| match p {
+                CompletionPrompt::Text(text) => Ok(text.clone()),
+                CompletionPrompt::Tokens(ids) => lm
+                    .tokenizer
+                    .decode(ids, false)
+                    .map_err(|e| ApiError::internal(e.to_string())),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let constraint = generation::constraint(&lm, &valid)?;

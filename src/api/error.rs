@@ -191,6 +191,9 @@ impl ApiError {
                 Self::bad_request(e.to_string(), Some(param))
             }
             PromptError::Tokenizer(e) => Self::internal(e.to_string()),
+            PromptError::UnknownToken { index, .. } => {
+                Self::bad_request(e.to_string(), Some(&format!("{param}[{index}]")))
+            }
             PromptError::ContextLengthExceeded {
                 prompt_tokens,
                 max_tokens,

@@ -35,6 +35,8 @@ pub enum PromptInput {
     },
     /// Text sent as it is, with the model's BOS where it wants one.
     Text(String),
+    /// Token ids sent as they are (no BOS added).
+    Tokens(Vec<u32>),
 }
 
 /// One prompt to build.
@@ -79,6 +81,8 @@ pub enum PromptError {
         max_tokens: Option<usize>,
         context: usize,
     },
+    #[error("token id {id} (at {index}) is not in the vocabulary of {vocab} tokens")]
+    UnknownToken { index: usize, id: u32, vocab: usize },
 }
 
 /// The text a conversation renders to (what `POST /apply-template` shows).
@@ -111,6 +115,14 @@ pub fn build(tools: PromptTools, req: PromptRequest) -> Result<Prompt, PromptErr
             (Some(text), ids)
         }
         PromptInput::Text(text) => (None, tools.tokenizer.encode(&text, true)?),
+        PromptInput::Tokens(ids) => {
+            let vocab = tools.tokenizer.vocab_size();
+            if let Some((index, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab)
+            {
+                return Err(PromptError::UnknownToken { index, id, vocab });
+            }
+            (None, ids)
+        }
     };
     let wanted = ids.len() + req.max_tokens.unwrap_or(1);
     if ids.len() >= req.context || wanted > req.context {

@@ -1,7 +1,7 @@
 //! The prompt material: chat messages (roles and text content) and text prompts.
 
 use crate::validate::values::{empty_array, empty_string, invalid, missing, wrong_type};
-use crate::validate::ValidationError;
+use crate::validate::{CompletionPrompt, ValidationError};
 use serde_json::Value;
 
 /// Roles a chat message may have.
@@ -91,39 +91,60 @@ fn content(value: Option<&Value>, role: &str, at: &str) -> Result<(), Validation
     Ok(())
 }
 
-pub(super) fn prompts(value: &Option<Value>) -> Result<Vec<String>, ValidationError> {
-    let token_ids = || ValidationError::Unsupported {
-        message: "Prompts of token ids are not supported yet; send the prompt as text.".into(),
-        param: "prompt".into(),
-        code: "unsupported_value",
-    };
+pub(super) fn prompts(value: &Option<Value>) -> Result<Vec<CompletionPrompt>, ValidationError> {
     match value {
         None => Err(missing("prompt")),
         Some(Value::String(s)) if s.is_empty() => Err(empty_string("prompt")),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::String(s)) => Ok(vec![CompletionPrompt::Text(s.clone())]),
         Some(Value::Array(items)) => {
             if items.is_empty() {
                 return Err(empty_array("prompt"));
             }
-            if items.iter().any(|x| x.is_number() || x.is_array()) {
-                return Err(token_ids());
+            // One prompt of token ids, as OpenAI's legacy API and vLLM take it.
+            if items.iter().all(Value::is_number) {
+                return Ok(vec![CompletionPrompt::Tokens(token_ids(items, "prompt")?)]);
             }
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| match item {
-                    Value::String(s) if s.is_empty() => Err(empty_string(&format!("prompt[{i}]"))),
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(wrong_type(&format!("prompt[{i}]"), "a string", other)),
+                .map(|(i, item)| {
+                    let param = format!("prompt[{i}]");
+                    match item {
+                        Value::String(s) if s.is_empty() => Err(empty_string(&param)),
+                        Value::String(s) => Ok(CompletionPrompt::Text(s.clone())),
+                        Value::Array(ids) if ids.is_empty() => Err(empty_array(&param)),
+                        Value::Array(ids) => Ok(CompletionPrompt::Tokens(token_ids(ids, &param)?)),
+                        other => Err(wrong_type(
+                            &param,
+                            "a string or an array of token ids",
+                            other,
+                        )),
+                    }
                 })
                 .collect()
         }
         Some(other) => Err(wrong_type(
             "prompt",
-            "a string or an array of strings",
+            "a string, an array of strings, an array of token ids or an array of such arrays",
             other,
         )),
     }
+}
+
+/// Token ids: integers from 0 to 2^32 - 1 (whether the vocabulary has them is the
+/// prompt builder's to say).
+fn token_ids(items: &[Value], param: &str) -> Result<Vec<u32>, ValidationError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_u64()
+                .and_then(|id| u32::try_from(id).ok())
+                .ok_or_else(|| {
+                    wrong_type(&format!("{param}[{i}]"), "a token id (an integer >= 0)", v)
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -266,14 +287,39 @@ mod tests {
             refused(prompt(json!(["a", null]))),
             is("prompt[1]", "invalid_type")
         );
-        for ids in [json!([1, 2, 3]), json!([[1, 2], [3]])] {
-            let e = prompt(ids).unwrap_err();
-            assert!(matches!(e, ValidationError::Unsupported { .. }));
-            assert_eq!(e.param(), "prompt");
-            assert_eq!(
-                e.message(),
-                "Prompts of token ids are not supported yet; send the prompt as text."
-            );
-        }
+        let tokens = |ids: &[u32]| CompletionPrompt::Tokens(ids.to_vec());
+        let prompts_of = |p: Value| match prompt(p).unwrap().input {
+            crate::validate::Input::Completion { prompts, .. } => prompts,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(prompts_of(json!([1, 2, 3])), vec![tokens(&[1, 2, 3])]);
+        assert_eq!(
+            prompts_of(json!([[1, 2], [3]])),
+            vec![tokens(&[1, 2]), tokens(&[3])]
+        );
+        assert_eq!(
+            prompts_of(json!(["a", [7]])),
+            vec![CompletionPrompt::Text("a".into()), tokens(&[7])]
+        );
+        assert_eq!(
+            refused(prompt(json!([1, -2]))),
+            is("prompt[1]", "invalid_type")
+        );
+        assert_eq!(
+            refused(prompt(json!([1, 2.5]))),
+            is("prompt[1]", "invalid_type")
+        );
+        assert_eq!(
+            refused(prompt(json!([[1], []]))),
+            is("prompt[1]", "empty_array")
+        );
+        assert_eq!(
+            refused(prompt(json!([[1], ["x"]]))),
+            is("prompt[1][0]", "invalid_type")
+        );
+        assert_eq!(
+            refused(prompt(json!([4294967296u64]))),
+            is("prompt[0]", "invalid_type")
+        );
     }
 }

@@ -62,10 +62,19 @@ pub enum Input {
     },
     /// One or more prompts; each yields `n` choices.
     Completion {
-        prompts: Vec<String>,
+        prompts: Vec<CompletionPrompt>,
         /// The returned text starts with the prompt.
         echo: bool,
     },
+}
+
+/// One prompt of a text completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionPrompt {
+    /// Text, tokenized with the model's BOS where it wants one.
+    Text(String),
+    /// Token ids, fed to the model as they are.
+    Tokens(Vec<u32>),
 }
 
 /// A request whose values are all checked, with defaults applied. The engine consumes it.
@@ -626,7 +635,7 @@ mod tests {
             v,
             ValidRequest {
                 input: Input::Completion {
-                    prompts: vec!["hi".into()],
+                    prompts: vec![CompletionPrompt::Text("hi".into())],
                     echo: false,
                 },
                 n: 1,
@@ -674,7 +683,10 @@ mod tests {
         assert_eq!(
             v.input,
             Input::Completion {
-                prompts: vec!["a".into(), "b".into()],
+                prompts: vec![
+                    CompletionPrompt::Text("a".into()),
+                    CompletionPrompt::Text("b".into())
+                ],
                 echo: true
             }
         );
