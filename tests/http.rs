@@ -586,15 +586,17 @@ async fn prompts_of_token_ids_complete_as_their_text() {
     // SmolLM2's tokenizer adds no BOS, so /tokenize's ids are the text prompt's.
     let (_, v) = post("/tokenize", json!({"content": text})).await;
     let ids = v["tokens"].clone();
-    let completion = |prompt: Value| {
-        json!({"model": NAME, "prompt": prompt, "max_tokens": 8, "temperature": 0})
-    };
+    let completion =
+        |prompt: Value| json!({"model": NAME, "prompt": prompt, "max_tokens": 8, "temperature": 0});
     let (s, want) = post("/v1/completions", completion(json!(text))).await;
     assert_eq!(s, StatusCode::OK, "{want}");
     let (s, got) = post("/v1/completions", completion(ids.clone())).await;
     assert_eq!(s, StatusCode::OK, "{got}");
     assert_eq!(got["choices"][0]["text"], want["choices"][0]["text"]);
-    assert_eq!(got["usage"]["prompt_tokens"], want["usage"]["prompt_tokens"]);
+    assert_eq!(
+        got["usage"]["prompt_tokens"],
+        want["usage"]["prompt_tokens"]
+    );
     let (s, two) = post("/v1/completions", completion(json!([ids.clone(), text]))).await;
     assert_eq!(s, StatusCode::OK, "{two}");
     for c in two["choices"].as_array().unwrap() {
@@ -605,7 +607,11 @@ async fn prompts_of_token_ids_complete_as_their_text() {
     let (_, v) = post("/v1/completions", echoed).await;
     let t = v["choices"][0]["text"].as_str().unwrap();
     assert!(t.starts_with(text), "{v}");
-    let (s, v) = post("/v1/completions", completion(json!([[1, 2], [3, 99999999]]))).await;
+    let (s, v) = post(
+        "/v1/completions",
+        completion(json!([[1, 2], [3, 99999999]])),
+    )
+    .await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, Some("prompt[1][1]"));
     let (s, v) = post("/v1/completions", completion(json!([5, -1]))).await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, Some("prompt[1]"));

@@ -407,7 +407,18 @@ impl Weights {
                     // Copies the blocks; `q` is dropped on return.
                     Ok(Matrix::Quant(Arc::new(QuantMatrix::from_qtensor(&q)?)))
                 } else {
-                    Ok(Matrix::Candle(QMatMul::from_arc(Arc::new(q))?))
+                    let m = QMatMul::from_arc(Arc::new(q))?;
+                    if self.device.is_cpu() {
+                        // candle repacks Q4_K, Q6_K and Q8_0 for its VNNI kernels (and
+                        // Q4_K again for AMX, from 32 rows) the first time a product of
+                        // one row, and of many, runs: seconds for a 1.5B model. Pay that
+                        // while loading, as llama.cpp does, not in the first request.
+                        for n in [32, 1] {
+                            let x = Tensor::zeros((n, cols), DType::F32, &self.device)?;
+                            m.forward(&x)?;
+                        }
+                    }
+                    Ok(Matrix::Candle(m))
                 }
             }
             Source::Safetensors { .. } => Ok(Matrix::Candle(QMatMul::Tensor(
