@@ -157,7 +157,7 @@ fn one(engine: &EngineHandle, prompt: Vec<u32>, params: &GenerateParams) -> Resu
     };
     while let Some(event) = events.blocking_recv() {
         match event {
-            Event::Token { .. } => {}
+            Event::Token { .. } | Event::PromptLogprobs(_) => {}
             Event::Done(usage) => return Ok(usage),
             Event::Error(e) => return Err(e.to_string()),
         }

@@ -382,6 +382,8 @@ fn run_prompt(
             }
             Event::Done(usage) => return Ok((answer, usage)),
             Event::Error(e) => bail!("{e}"),
+            // The CLI never scores its prompt.
+            Event::PromptLogprobs(_) => {}
         }
     }
     bail!("the engine stopped")

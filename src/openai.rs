@@ -423,9 +423,11 @@ pub struct CompletionChoice {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CompletionLogprobs {
     pub tokens: Vec<String>,
-    pub token_logprobs: Vec<f32>,
-    /// Alternatives of each token: text to log-probability.
-    pub top_logprobs: Vec<IndexMap<String, f32>>,
+    /// Null for an echoed prompt's first token, which nothing before it predicts (as
+    /// OpenAI's API and vLLM answer).
+    pub token_logprobs: Vec<Option<f32>>,
+    /// Alternatives of each token: text to log-probability (null where the logprob is).
+    pub top_logprobs: Vec<Option<IndexMap<String, f32>>>,
     /// Where each token starts in the choice's text.
     pub text_offset: Vec<usize>,
 }

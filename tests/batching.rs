@@ -109,6 +109,7 @@ async fn collect(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> (Vec<u3
     loop {
         match rx.recv().await.expect("the engine answers") {
             Event::Token { token, .. } => tokens.extend(token),
+            Event::PromptLogprobs(_) => panic!("no prompt logprobs were asked for"),
             Event::Done(u) => return (tokens, u),
             Event::Error(e) => panic!("engine error: {e}"),
         }
@@ -475,4 +476,163 @@ async fn a_cancelled_stream_frees_its_blocks_at_once() {
     .await;
     assert_eq!(metric(&app, "candor_kv_blocks_used").await, 0.0);
     assert!(metric(&app, "candor_requests_finished_total").await >= 2.0);
+}
+
+/// The model's log-softmax at every position of `prompt`, computed in one pass on its own
+/// cache: row `p` predicts token `p + 1`.
+fn reference_logprobs(lm: &LoadedModel, prompt: &[u32]) -> Vec<Vec<f32>> {
+    let mut cache = candor_models::ContiguousCache::new(lm.model.config().num_layers);
+    let mut inputs = vec![candor_models::SequenceInput {
+        tokens: prompt,
+        start_pos: 0,
+        cache: &mut cache,
+        logits: candor_models::LogitsFor::All,
+    }];
+    let rows: Vec<Vec<f32>> = lm.model.forward(&mut inputs).unwrap().to_vec2().unwrap();
+    rows.into_iter()
+        .map(|mut r| {
+            r.truncate(lm.vocab_size());
+            let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = r.iter().map(|x| (x - max).exp()).sum();
+            r.iter().map(|x| x - max - sum.ln()).collect()
+        })
+        .collect()
+}
+
+/// Waits for one sequence that scores its prompt: the prompt logprobs, then the usage.
+async fn collect_scores(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+) -> (Vec<candor::engine::sampler::TokenLogprobs>, Vec<u32>, Usage) {
+    let (mut scores, mut tokens) = (Vec::new(), Vec::new());
+    loop {
+        match rx.recv().await.expect("the engine answers") {
+            Event::PromptLogprobs(l) => scores.extend(l),
+            Event::Token { token, .. } => tokens.extend(token),
+            Event::Done(u) => return (scores, tokens, u),
+            Event::Error(e) => panic!("engine error: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn prompt_logprobs_are_the_models_at_every_position() {
+    for family in ["llama", "gemma3"] {
+        let lm = tiny(family);
+        let ctx = lm.context_length();
+        // Prompts of 50 tokens over 24-token steps: every prompt spans three chunks.
+        let prompts: Vec<Vec<u32>> = (0..4u32)
+            .map(|i| (0..50u32).map(|j| (j * 37 + i * 11 + 3) % 200).collect())
+            .collect();
+        let engine = EngineHandle::start(lm.clone(), small_steps(), ctx);
+        // The first prompt once without scoring: its blocks are now in the prefix cache,
+        // which a scored prompt must not use for the positions it reports.
+        collect(
+            engine
+                .submit(prompts[0].clone(), vec![greedy(2)], true)
+                .unwrap()
+                .remove(0),
+        )
+        .await;
+        let scoring = |max_tokens| GenerateParams {
+            prompt_logprobs: Some(3),
+            ..greedy(max_tokens)
+        };
+        // Scored together, with generation after the prompt for two of them.
+        let rxs: Vec<_> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let max_tokens = if i % 2 == 0 { 0 } else { 3 };
+                engine
+                    .submit(p.clone(), vec![scoring(max_tokens)], true)
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect();
+        let outs = futures_util::future::join_all(rxs.into_iter().map(collect_scores)).await;
+        for (i, (prompt, (scores, tokens, usage))) in prompts.iter().zip(&outs).enumerate() {
+            let want = reference_logprobs(&lm, prompt);
+            assert_eq!(
+                scores.len(),
+                prompt.len() - 1,
+                "{family} {i}: one per token after the first"
+            );
+            for (t, s) in scores.iter().enumerate().map(|(j, s)| (j + 1, s)) {
+                assert_eq!(s.token, prompt[t]);
+                let w = want[t - 1][prompt[t] as usize];
+                assert!(
+                    (s.logprob - w).abs() < 1e-4,
+                    "{family} {i} token {t}: {} vs {w}",
+                    s.logprob
+                );
+                assert_eq!(s.top.len(), 3);
+                for &(id, lp) in &s.top {
+                    assert!(
+                        (lp - want[t - 1][id as usize]).abs() < 1e-4,
+                        "{family} {i} token {t}"
+                    );
+                }
+            }
+            assert_eq!(usage.cached_tokens, 0, "{family} {i}: computed, not cached");
+            assert_eq!(tokens.len(), usage.completion_tokens);
+            assert_eq!(
+                usage.completion_tokens,
+                if i % 2 == 0 { 0 } else { 3 },
+                "{family} {i}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_preempted_scoring_reports_each_prompt_token_once() {
+    let lm = tiny("llama");
+    let per_block = candor_models::paged::PagedKvStore::bytes_per_block(
+        lm.model.config().num_layers,
+        lm.model.config().num_kv_heads,
+        lm.model.config().head_dim,
+        4,
+    );
+    // 20 blocks of 4 tokens: one 40-token prompt and its answer fit, four at once do not.
+    let tight = EngineConfig {
+        max_running: 4,
+        max_batch_tokens: 24,
+        block_size: 4,
+        kv_cache_bytes: Some(20 * per_block),
+        ..Default::default()
+    };
+    let engine = EngineHandle::start(lm.clone(), tight, lm.context_length());
+    let prompts: Vec<Vec<u32>> = (0..4u32)
+        .map(|i| (0..40u32).map(|j| (j * 13 + i * 7 + 1) % 200).collect())
+        .collect();
+    let params = GenerateParams {
+        prompt_logprobs: Some(1),
+        ..greedy(30)
+    };
+    let rxs: Vec<_> = prompts
+        .iter()
+        .map(|p| {
+            engine
+                .submit(p.clone(), vec![params.clone()], true)
+                .unwrap()
+                .remove(0)
+        })
+        .collect();
+    let outs = futures_util::future::join_all(rxs.into_iter().map(collect_scores)).await;
+    assert!(
+        engine
+            .metrics()
+            .preemptions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    for (prompt, (scores, _, usage)) in prompts.iter().zip(&outs) {
+        let want = reference_logprobs(&lm, prompt);
+        let tokens: Vec<u32> = scores.iter().map(|s| s.token).collect();
+        assert_eq!(tokens, prompt[1..], "each prompt token once, in order");
+        for (j, s) in scores.iter().enumerate() {
+            assert!((s.logprob - want[j][prompt[j + 1] as usize]).abs() < 1e-4);
+        }
+        assert_eq!(usage.completion_tokens, 30);
+    }
 }

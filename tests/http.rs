@@ -248,10 +248,18 @@ async fn text_completions_with_echo_and_prompt_lists() {
         .unwrap()
         .starts_with("The capital of France is"));
     assert!(choices[1]["text"].as_str().unwrap().starts_with("1, 2, 3,"));
+    // The echoed prompt's tokens come first in the logprobs, then the 3 generated ones.
+    let prompt_tokens = v["usage"]["prompt_tokens"].as_u64().unwrap() as usize;
     let lp = &choices[0]["logprobs"];
-    assert_eq!(lp["tokens"].as_array().unwrap().len(), 3);
-    assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), 3);
-    assert_eq!(lp["text_offset"][0], "The capital of France is".len());
+    let first_prompt = lp["tokens"].as_array().unwrap().len() - 3;
+    assert!(first_prompt > 0 && first_prompt < prompt_tokens, "{lp}");
+    assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), first_prompt + 3);
+    assert!(lp["token_logprobs"][0].is_null());
+    assert_eq!(lp["text_offset"][0], 0);
+    assert_eq!(
+        lp["text_offset"][first_prompt],
+        "The capital of France is".len()
+    );
 }
 
 #[tokio::test]
@@ -615,4 +623,104 @@ async fn prompts_of_token_ids_complete_as_their_text() {
     assert_error(s, &v, StatusCode::BAD_REQUEST, Some("prompt[1][1]"));
     let (s, v) = post("/v1/completions", completion(json!([5, -1]))).await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, Some("prompt[1]"));
+}
+
+#[tokio::test]
+async fn echo_with_logprobs_scores_the_prompt_as_the_model_predicts_it() {
+    let text = "The capital of France is Paris. The capital of Italy is Rome.";
+    let (_, v) = post("/tokenize", json!({"content": text})).await;
+    let ids: Vec<u64> = serde_json::from_value(v["tokens"].clone()).unwrap();
+    let scoring = json!({"model": NAME, "prompt": text, "echo": true, "logprobs": 5,
+                         "max_tokens": 0, "temperature": 0});
+    let (s, v) = post("/v1/completions", scoring.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let c = &v["choices"][0];
+    assert_eq!(c["text"], text, "echo alone: nothing generated");
+    assert_eq!(c["finish_reason"], "length");
+    assert_eq!(v["usage"]["completion_tokens"], 0);
+    let lp = &c["logprobs"];
+    assert_eq!(lp["tokens"].as_array().unwrap().len(), ids.len(), "{lp}");
+    assert!(
+        lp["token_logprobs"][0].is_null(),
+        "nothing predicts the first token"
+    );
+    assert!(lp["top_logprobs"][0].is_null());
+    let pieces: String = lp["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(pieces, text);
+    // Each prompt token's alternatives are what generation after the tokens before it sees.
+    for t in [1, ids.len() / 2, ids.len() - 1] {
+        let ask = json!({"model": NAME, "prompt": ids[..t], "max_tokens": 1, "logprobs": 5,
+                         "temperature": 0});
+        let (s, g) = post("/v1/completions", ask).await;
+        assert_eq!(s, StatusCode::OK, "{g}");
+        let want = g["choices"][0]["logprobs"]["top_logprobs"][0]
+            .as_object()
+            .unwrap()
+            .clone();
+        let got = lp["top_logprobs"][t].as_object().unwrap();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "token {t}"
+        );
+        for (k, w) in &want {
+            let d = (got[k].as_f64().unwrap() - w.as_f64().unwrap()).abs();
+            assert!(d < 1e-3, "token {t} {k:?}: {} vs {w}", got[k]);
+        }
+        let own = lp["token_logprobs"][t].as_f64().unwrap();
+        let best = want
+            .values()
+            .map(|x| x.as_f64().unwrap())
+            .fold(f64::MIN, f64::max);
+        assert!(
+            own <= best + 1e-6,
+            "token {t}: {own} above the most likely {best}"
+        );
+        if let Some(x) = want.get(lp["tokens"][t].as_str().unwrap()) {
+            assert!((own - x.as_f64().unwrap()).abs() < 1e-3, "token {t}");
+        }
+    }
+    // Again (the prompt now cached, but scored positions are computed), and streamed.
+    let (_, again) = post("/v1/completions", scoring.clone()).await;
+    assert_eq!(again["choices"][0]["logprobs"], *lp);
+    let mut streamed = scoring.clone();
+    streamed["stream"] = json!(true);
+    let (s, body) = send(app(), "POST", "/v1/completions", Some(&streamed)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (mut joined, mut tokens, mut logprobs) = (String::new(), Vec::new(), Vec::new());
+    for d in sse_data(&body).iter().filter(|d| *d != "[DONE]") {
+        let chunk: Value = serde_json::from_str(d).unwrap();
+        let c = &chunk["choices"][0];
+        joined.push_str(c["text"].as_str().unwrap());
+        if let Some(l) = c["logprobs"].as_object() {
+            tokens.extend(l["tokens"].as_array().unwrap().clone());
+            logprobs.extend(l["token_logprobs"].as_array().unwrap().clone());
+        }
+    }
+    assert_eq!(joined, text);
+    assert_eq!(json!(tokens), lp["tokens"]);
+    assert_eq!(json!(logprobs), lp["token_logprobs"]);
+    // Scored and continued: the prompt's entries, then the generated tokens'.
+    let mut more = scoring;
+    more["max_tokens"] = json!(4);
+    let (_, v) = post("/v1/completions", more).await;
+    let l = &v["choices"][0]["logprobs"];
+    assert_eq!(l["tokens"].as_array().unwrap().len(), ids.len() + 4, "{v}");
+    assert_eq!(
+        l["token_logprobs"].as_array().unwrap()[..ids.len()],
+        lp["token_logprobs"].as_array().unwrap()[..]
+    );
+    assert_eq!(l["text_offset"][ids.len()], text.len());
+    // max_tokens 0 without echo has nothing to do.
+    let (s, v) = post(
+        "/v1/completions",
+        json!({"model": NAME, "prompt": text, "max_tokens": 0}),
+    )
+    .await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, Some("max_tokens"));
 }

@@ -410,6 +410,8 @@ impl ChunkFormat for ChatChunks {
                 ));
                 out
             }
+            // Chat requests never score their prompt.
+            Delta::Prompt { .. } => Vec::new(),
         }
     }
 

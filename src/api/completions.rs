@@ -31,28 +31,58 @@ pub async fn handle(
     }
 }
 
-/// The legacy logprobs object over `lps`, the first token starting at `offset` in the
-/// choice's text.
-fn legacy_logprobs(
-    lps: &[(TokenLogprobs, String)],
-    tok: &Tokenizer,
-    offset: usize,
-) -> openai::CompletionLogprobs {
-    let mut out = openai::CompletionLogprobs::default();
-    let mut at = offset;
-    for (l, piece) in lps {
-        out.tokens.push(piece.clone());
-        out.token_logprobs.push(openai::wire_logprob(l.logprob));
-        out.top_logprobs.push(
+/// The legacy logprobs object, built token by token.
+struct LegacyLogprobs<'t> {
+    out: openai::CompletionLogprobs,
+    tokenizer: &'t Tokenizer,
+}
+
+impl<'t> LegacyLogprobs<'t> {
+    fn new(tokenizer: &'t Tokenizer) -> Self {
+        Self {
+            out: openai::CompletionLogprobs::default(),
+            tokenizer,
+        }
+    }
+
+    /// An echoed prompt from offset 0: its first token with no logprob (nothing predicts
+    /// it), then each scored one.
+    fn prompt(&mut self, ids: &[u32], scored: &[TokenLogprobs]) {
+        let mut at = 0;
+        for (i, &id) in ids.iter().enumerate() {
+            let piece = generation::token_text(self.tokenizer, id);
+            let lp = i.checked_sub(1).and_then(|j| scored.get(j));
+            let next = at + piece.len();
+            self.push(piece, lp, at);
+            at = next;
+        }
+    }
+
+    /// One token whose text starts at `at` in the choice's text.
+    fn push(&mut self, piece: String, lp: Option<&TokenLogprobs>, at: usize) {
+        self.out.tokens.push(piece);
+        self.out
+            .token_logprobs
+            .push(lp.map(|l| openai::wire_logprob(l.logprob)));
+        self.out.top_logprobs.push(lp.map(|l| {
             l.top
                 .iter()
-                .map(|&(id, lp)| (generation::token_text(tok, id), openai::wire_logprob(lp)))
-                .collect(),
-        );
-        out.text_offset.push(at);
-        at += piece.len();
+                .map(|&(id, x)| {
+                    let text = generation::token_text(self.tokenizer, id);
+                    (text, openai::wire_logprob(x))
+                })
+                .collect()
+        }));
+        self.out.text_offset.push(at);
     }
-    out
+
+    /// Generated tokens, the first starting at `at`.
+    fn generated(&mut self, lps: &[(TokenLogprobs, String)], mut at: usize) {
+        for (l, piece) in lps {
+            self.push(piece.clone(), Some(l), at);
+            at += piece.len();
+        }
+    }
 }
 
 async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Response, ApiError> {
@@ -110,6 +140,7 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
         Ok((valid, lm, prompts, built, constraint))
     })
     .await?;
+    let prompt_ids: Vec<Vec<u32>> = built.iter().map(|p| p.ids.clone()).collect();
     let echo = matches!(valid.input, Input::Completion { echo: true, .. });
     let prompt_tokens = built.iter().map(|p| p.ids.len()).sum();
     let choices = generation::submit(
@@ -147,7 +178,11 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
             envelope,
             include_usage: valid.include_usage,
             tokenizer: lm.tokenizer.clone(),
+            logprobs: valid.logprobs.is_some(),
             echoed,
+            prompt_ids,
+            n: valid.n,
+            scored: HashMap::new(),
             offsets: HashMap::new(),
         };
         return Ok(sse::stream(format, shape, lm.tokenizer.clone(), choices));
@@ -162,12 +197,18 @@ async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Resp
             .iter()
             .map(|r| {
                 let prefix = &echoed[r.index];
+                let logprobs = valid.logprobs.map(|_| {
+                    let mut lp = LegacyLogprobs::new(&lm.tokenizer);
+                    if echo {
+                        lp.prompt(&prompt_ids[r.index / valid.n], &r.prompt_logprobs);
+                    }
+                    lp.generated(&r.logprobs, prefix.len());
+                    lp.out
+                });
                 openai::CompletionChoice {
                     text: format!("{prefix}{}", r.text),
                     index: r.index,
-                    logprobs: valid
-                        .logprobs
-                        .map(|_| legacy_logprobs(&r.logprobs, &lm.tokenizer, prefix.len())),
+                    logprobs,
                     finish_reason: Some(r.usage.finish.as_str()),
                 }
             })
@@ -190,9 +231,16 @@ struct CompletionChunks {
     envelope: Envelope,
     include_usage: bool,
     tokenizer: Arc<Tokenizer>,
-    /// Each choice's echoed prompt (empty without `echo`), sent before its first token.
+    /// The request asked for logprobs.
+    logprobs: bool,
+    /// Each choice's echoed prompt (empty without `echo`), sent with its first chunk.
     echoed: Vec<String>,
-    /// Where each choice's next token starts in its text, for `text_offset`.
+    /// Each prompt's tokens (choice `i` answers prompt `i / n`), for their logprobs.
+    prompt_ids: Vec<Vec<u32>>,
+    n: usize,
+    /// The prompt logprobs received for a choice whose first chunk is not sent yet.
+    scored: HashMap<usize, Vec<TokenLogprobs>>,
+    /// Where each started choice's next token starts in its text, for `text_offset`.
     offsets: HashMap<usize, usize>,
 }
 
@@ -212,6 +260,22 @@ impl CompletionChunks {
             usage: self.include_usage.then_some(usage),
         }
     }
+
+    /// What a choice's chunk starts with: on its first chunk, the echoed prompt (and,
+    /// with logprobs, the prompt's); later, nothing.
+    fn start(&mut self, index: usize) -> (String, Option<openai::CompletionLogprobs>) {
+        let mut lp = self.logprobs.then(|| LegacyLogprobs::new(&self.tokenizer));
+        if self.offsets.contains_key(&index) {
+            return (String::new(), lp.map(|l| l.out));
+        }
+        let echoed = self.echoed[index].clone();
+        self.offsets.insert(index, echoed.len());
+        let scored = self.scored.remove(&index).unwrap_or_default();
+        if let (Some(lp), false) = (&mut lp, echoed.is_empty()) {
+            lp.prompt(&self.prompt_ids[index / self.n], &scored);
+        }
+        (echoed, lp.map(|l| l.out))
+    }
 }
 
 impl ChunkFormat for CompletionChunks {
@@ -219,37 +283,44 @@ impl ChunkFormat for CompletionChunks {
 
     fn chunks(&mut self, delta: Delta) -> Vec<Self::Chunk> {
         let choice = match delta {
+            Delta::Prompt { index, logprobs } => {
+                self.scored.entry(index).or_default().extend(logprobs);
+                return Vec::new();
+            }
             Delta::Text {
                 index,
-                text,
+                text: piece,
                 logprobs,
-                first,
                 ..
             } => {
-                let echoed = &self.echoed[index];
-                let text = match first {
-                    true => format!("{echoed}{text}"),
-                    false => text,
-                };
-                let offset = self.offsets.entry(index).or_insert(echoed.len());
-                let logprobs = logprobs.map(|l| {
-                    let lp = legacy_logprobs(std::slice::from_ref(&l), &self.tokenizer, *offset);
-                    *offset += l.1.len();
-                    lp
-                });
+                let (mut text, mut out) = self.start(index);
+                text.push_str(&piece);
+                let at = self.offsets.entry(index).or_default();
+                if let (Some(out), Some(l)) = (&mut out, logprobs) {
+                    let mut lp = LegacyLogprobs {
+                        out: std::mem::take(out),
+                        tokenizer: &self.tokenizer,
+                    };
+                    lp.generated(std::slice::from_ref(&l), *at);
+                    *out = lp.out;
+                    *at += l.1.len();
+                }
                 openai::CompletionChoice {
                     text,
                     index,
-                    logprobs,
+                    logprobs: out.filter(|l| !l.tokens.is_empty()),
                     finish_reason: None,
                 }
             }
-            Delta::Finish { index, finish } => openai::CompletionChoice {
-                text: String::new(),
-                index,
-                logprobs: None,
-                finish_reason: Some(finish.as_str()),
-            },
+            Delta::Finish { index, finish } => {
+                let (text, lp) = self.start(index);
+                openai::CompletionChoice {
+                    text,
+                    index,
+                    logprobs: lp.filter(|lp| !lp.tokens.is_empty()),
+                    finish_reason: Some(finish.as_str()),
+                }
+            }
         };
         vec![self.wrap(vec![choice], None)]
     }

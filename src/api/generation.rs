@@ -13,7 +13,7 @@ use crate::loaded_model::LoadedModel;
 use crate::openai;
 use crate::prompt::tokenizer::Tokenizer;
 use crate::prompt::Prompt;
-use crate::validate::ValidRequest;
+use crate::validate::{Input, ValidRequest};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -87,6 +87,11 @@ pub fn submit(state: &AppState, s: Submission) -> Result<Vec<ChoiceStream>, ApiE
         .map_err(|e| ApiError::client_refused(e, count_param))?;
     let context = state.context_length(&loaded.model);
     let deadline = state.config.request_timeout.map(|t| s.started + t);
+    // An echoed prompt with logprobs carries the logprobs of its own tokens.
+    let prompt_logprobs = match req.input {
+        Input::Completion { echo: true, .. } => req.logprobs,
+        _ => None,
+    };
     let prompts = s
         .prompts
         .into_iter()
@@ -105,6 +110,7 @@ pub fn submit(state: &AppState, s: Submission) -> Result<Vec<ChoiceStream>, ApiE
                         stop: req.stop.clone(),
                         ignore_eos: req.ignore_eos,
                         logprobs: req.logprobs,
+                        prompt_logprobs,
                         reasoning: prompt.reasoning.clone(),
                         deadline,
                         constraint: s.constraint.clone(),
@@ -144,6 +150,8 @@ pub struct Collected {
     pub reasoning: String,
     /// Each generated token's logprobs with the token's text.
     pub logprobs: Vec<(TokenLogprobs, String)>,
+    /// The logprobs of the prompt's tokens after the first, when asked for.
+    pub prompt_logprobs: Vec<TokenLogprobs>,
     pub usage: Usage,
 }
 
@@ -157,6 +165,7 @@ pub async fn collect(
         let mut text = String::new();
         let mut reasoning = String::new();
         let mut logprobs = Vec::new();
+        let mut prompt_logprobs = Vec::new();
         let usage = loop {
             match choice.events.recv().await {
                 Some(Event::Token {
@@ -172,6 +181,7 @@ pub async fn collect(
                         logprobs.push((lp, piece));
                     }
                 }
+                Some(Event::PromptLogprobs(lps)) => prompt_logprobs.extend(lps),
                 Some(Event::Done(usage)) => break usage,
                 Some(Event::Error(e)) => return Err(ApiError::internal(e)),
                 None => return Err(ApiError::internal("the engine dropped the request")),
@@ -182,6 +192,7 @@ pub async fn collect(
             text,
             reasoning,
             logprobs,
+            prompt_logprobs,
             usage,
         });
     }

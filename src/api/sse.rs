@@ -31,6 +31,11 @@ pub enum Delta {
         /// The choice's first chunk.
         first: bool,
     },
+    /// Logprobs of prompt tokens (`echo` with `logprobs`), before the choice's text.
+    Prompt {
+        index: usize,
+        logprobs: Vec<TokenLogprobs>,
+    },
     Finish {
         index: usize,
         finish: FinishReason,
@@ -134,6 +139,11 @@ fn events(
                     };
                     format.chunks(delta).iter().map(data).collect()
                 }
+                Event::PromptLogprobs(logprobs) => format
+                    .chunks(Delta::Prompt { index, logprobs })
+                    .iter()
+                    .map(data)
+                    .collect(),
                 Event::Done(usage) => {
                     let finish = usage.finish;
                     usages.push((index, usage));

@@ -65,6 +65,11 @@ impl OutputProcessor {
         }
     }
 
+    /// Some(k): the prompt's logprobs are wanted, each with k alternatives.
+    pub fn prompt_logprobs(&self) -> Option<usize> {
+        self.params.prompt_logprobs
+    }
+
     /// Generated tokens so far.
     pub fn tokens(&self) -> &[u32] {
         &self.tokens
@@ -87,6 +92,10 @@ impl OutputProcessor {
         assert!(self.finish.is_none(), "step after the sequence finished");
         if self.params.deadline.is_some_and(|d| Instant::now() >= d) {
             return self.end(FinishReason::Timeout);
+        }
+        if self.params.max_tokens == 0 {
+            // Scoring a prompt (`echo` with `max_tokens: 0`): nothing to generate.
+            return self.end(FinishReason::Length);
         }
         if let (Some(r), Some(sp)) = (&self.params.reasoning, &self.splitter) {
             let over = r.budget.is_some_and(|b| sp.reasoning_tokens() >= b);

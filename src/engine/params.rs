@@ -50,6 +50,9 @@ pub struct GenerateParams {
     pub ignore_eos: bool,
     /// Some(k): report each token's logprob and the k most likely alternatives.
     pub logprobs: Option<usize>,
+    /// Some(k): also report the logprob and k alternatives of every prompt token after the
+    /// first, as the model predicts it from the tokens before (scoring, `echo`).
+    pub prompt_logprobs: Option<usize>,
     /// Separate the thinking from the answer (chat completions of reasoning models).
     pub reasoning: Option<ReasoningParams>,
     /// Past it, the sequence ends (finish reason `Timeout`).
@@ -67,6 +70,7 @@ impl GenerateParams {
             stop: Vec::new(),
             ignore_eos: false,
             logprobs: None,
+            prompt_logprobs: None,
             reasoning: None,
             deadline: None,
             constraint: None,

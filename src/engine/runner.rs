@@ -1,6 +1,7 @@
 //! Runs what the scheduler decided on the model: copies KV blocks, flattens a step into
 //! one batch (each sequence's new tokens, positions and cache view) and returns the logits
-//! of the sequences whose chunk reaches their last token.
+//! of the sequences whose chunk reaches their last token, and of every position of a
+//! chunk whose prompt is being scored.
 //!
 //! It owns the KV memory: the paged pool ([`PagedKvStore`], read in place by the paged
 //! attention kernel) on CPU f32, else one contiguous cache per sequence. Sizing the pool
@@ -22,6 +23,16 @@ pub fn available_memory() -> Option<usize> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// The logits one batch entry of a step produced.
+#[derive(Debug, Default)]
+pub struct EntryLogits {
+    /// The position the first row follows (each row predicts the token after it).
+    pub first: usize,
+    /// One row per position from `first`: none for a prefill chunk short of the prompt's
+    /// end, one (the last position) for generation, the whole chunk when scoring.
+    pub rows: Vec<Vec<f32>>,
 }
 
 pub struct Runner {
@@ -62,13 +73,13 @@ impl Runner {
         self.contiguous.remove(&id);
     }
 
-    /// One step: the block copies, then one forward pass over the batch. Returns the
-    /// logits rows of the sequences whose chunk reaches their last token, in batch order.
+    /// One step: the block copies, then one forward pass over the batch. Returns each
+    /// batch entry's logits, in batch order.
     pub fn run<P>(
         &mut self,
         step: &Step,
         running: &[Sequence<P>],
-    ) -> Result<Vec<Vec<f32>>, String> {
+    ) -> Result<Vec<EntryLogits>, String> {
         if let Some(store) = &self.store {
             let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
             for &(src, dst) in &step.copies {
@@ -112,19 +123,11 @@ impl Runner {
                 .batch
                 .iter()
                 .zip(caches)
-                .map(|(&(i, n), cache)| {
-                    let s = &running[i];
-                    let last = s.computed + n == s.tokens.len();
-                    candor_models::SequenceInput {
-                        tokens: &s.tokens[s.computed..s.computed + n],
-                        start_pos: s.computed,
-                        cache,
-                        logits: if last {
-                            LogitsFor::Last
-                        } else {
-                            LogitsFor::None
-                        },
-                    }
+                .map(|(&(i, n), cache)| candor_models::SequenceInput {
+                    tokens: &running[i].tokens[running[i].computed..running[i].computed + n],
+                    start_pos: running[i].computed,
+                    cache,
+                    logits: logits_for(&running[i], n),
                 })
                 .collect();
             self.lm
@@ -136,15 +139,45 @@ impl Runner {
             self.contiguous.insert(running[i].id, c);
         }
         let out = result?;
-        let rows = out.dim(0).map_err(|e| e.to_string())?;
-        if rows == 0 {
-            return Ok(Vec::new());
+        let mut rows = Vec::new();
+        if out.dim(0).map_err(|e| e.to_string())? > 0 {
+            // One copy out of the tensor, without the padding rows past the tokenizer.
+            let width = out.dim(1).map_err(|e| e.to_string())?;
+            rows = out
+                .narrow(1, 0, self.lm.vocab_size().min(width))
+                .and_then(|t| t.to_vec2())
+                .map_err(|e| e.to_string())?;
         }
-        // One copy out of the tensor, without the padding rows past the tokenizer.
-        let width = out.dim(1).map_err(|e| e.to_string())?;
-        out.narrow(1, 0, self.lm.vocab_size().min(width))
-            .and_then(|t| t.to_vec2())
-            .map_err(|e| e.to_string())
+        let mut rows = rows.into_iter();
+        Ok(step
+            .batch
+            .iter()
+            .map(|&(i, n)| {
+                let s = &running[i];
+                let (first, count) = match logits_for(s, n) {
+                    LogitsFor::All => (s.computed, n),
+                    LogitsFor::Last => (s.computed + n - 1, 1),
+                    LogitsFor::None => (s.computed, 0),
+                };
+                EntryLogits {
+                    first,
+                    rows: rows.by_ref().take(count).collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Which logits a sequence's chunk of `n` tokens needs: every position when one of them
+/// predicts a prompt token still to be scored, else the last when the chunk ends the
+/// sequence's tokens, else none.
+fn logits_for<P>(s: &Sequence<P>, n: usize) -> LogitsFor {
+    if s.score_from.is_some_and(|f| s.computed + n >= f) {
+        LogitsFor::All
+    } else if s.computed + n == s.tokens.len() {
+        LogitsFor::Last
+    } else {
+        LogitsFor::None
     }
 }
 

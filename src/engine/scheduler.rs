@@ -17,6 +17,14 @@ use crate::engine::blocks::{block_hash, prefix_hashes, BlockManager, BlockStats,
 use crate::engine::sequence::Sequence;
 use std::collections::VecDeque;
 
+/// How much of a sequence's tokens may come from the prefix cache: all but the last,
+/// and none from the position before the first prompt token still to be scored.
+fn reusable_prefix<P>(s: &Sequence<P>) -> usize {
+    let all_but_last = s.tokens.len() - 1;
+    s.score_from
+        .map_or(all_but_last, |f| all_but_last.min(f.saturating_sub(1)))
+}
+
 /// The limits the scheduler keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -96,14 +104,22 @@ impl<P> Scheduler<P> {
         self.blocks.as_ref().map(BlockManager::stats)
     }
 
-    /// Queues a new sequence; returns its id.
-    pub fn enqueue(&mut self, request: u64, prompt: Vec<u32>, payload: P) -> u64 {
+    /// Queues a new sequence; returns its id. `score_prompt`: the logits of every prompt
+    /// position are wanted (prompt logprobs), so none is taken from the prefix cache.
+    pub fn enqueue(
+        &mut self,
+        request: u64,
+        prompt: Vec<u32>,
+        score_prompt: bool,
+        payload: P,
+    ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.waiting.push_back(Sequence {
             id,
             request,
             prompt_len: prompt.len(),
+            score_from: (score_prompt && prompt.len() > 1).then_some(1),
             tokens: prompt,
             computed: 0,
             blocks: Vec::new(),
@@ -202,8 +218,10 @@ impl<P> Scheduler<P> {
             }
             let bs = blocks.block_size();
             // Reuse full cached blocks, then a copy of the cached block that continues them
-            // the longest way, leaving at least one token to compute for logits.
-            let known = &cand.tokens[..cand.tokens.len() - 1];
+            // the longest way, leaving at least one token to compute for logits (and every
+            // position whose logits score a prompt token still to be reported).
+            let reusable = reusable_prefix(cand);
+            let known = &cand.tokens[..reusable];
             let hashes = prefix_hashes(known, bs);
             let (hit, unheld) = blocks.cached_prefix(&hashes, known);
             // A prompt whose next block a running prompt is about to compute waits a step
@@ -235,7 +253,7 @@ impl<P> Scheduler<P> {
                 break;
             }
             let mut s = self.waiting.remove(i).expect("index in range");
-            let known = &s.tokens[..s.tokens.len() - 1];
+            let known = &s.tokens[..reusable];
             let taken = blocks.take_prefix(&hashes[..hit], known);
             s.computed = taken.len() * bs;
             s.hashes = hashes[..taken.len()].to_vec();
@@ -400,7 +418,7 @@ mod tests {
     fn admits_first_come_first_served_up_to_max_running() {
         let mut s = paged(2, 64, 64);
         for r in 0..3 {
-            s.enqueue(r, prompt(r as u32, 5), ());
+            s.enqueue(r, prompt(r as u32, 5), false, ());
         }
         let admitted = s.admit();
         assert_eq!(admitted.len(), 2);
@@ -412,11 +430,11 @@ mod tests {
     #[test]
     fn prefill_is_chunked_by_the_token_budget_and_decodes_go_first() {
         let mut s = paged(4, 8, 64);
-        s.enqueue(0, prompt(0, 3), ());
+        s.enqueue(0, prompt(0, 3), false, ());
         let step = run_step(&mut s, 9);
         assert_eq!(step.batch, vec![(0, 3)]);
         // A 20-token prompt arrives: the decode goes first, the prompt gets the rest.
-        s.enqueue(1, prompt(1, 20), ());
+        s.enqueue(1, prompt(1, 20), false, ());
         let step = run_step(&mut s, 9);
         assert_eq!(step.batch, vec![(0, 1), (1, 7)]);
         let step = run_step(&mut s, 9);
@@ -430,8 +448,8 @@ mod tests {
     fn a_full_pool_preempts_the_newest_and_it_resumes_later() {
         // 4 blocks of 4 tokens: two 6-token prompts take 2 blocks each.
         let mut s = paged(4, 64, 4);
-        s.enqueue(0, prompt(0, 6), ());
-        s.enqueue(1, prompt(1, 6), ());
+        s.enqueue(0, prompt(0, 6), false, ());
+        s.enqueue(1, prompt(1, 6), false, ());
         let step = run_step(&mut s, 9);
         assert_eq!(step.batch.len(), 2);
         assert_eq!(s.block_stats().unwrap().free, 0);
@@ -454,12 +472,12 @@ mod tests {
     #[test]
     fn a_repeated_prompt_reuses_cached_blocks_and_copies_the_partial_one() {
         let mut s = paged(4, 64, 16);
-        s.enqueue(0, prompt(0, 10), ());
+        s.enqueue(0, prompt(0, 10), false, ());
         run_step(&mut s, 99);
         s.finish(0, true);
         // The same 10 tokens again: 2 full blocks cached, the partial one (tokens 9..=10
         // minus the last, kept to compute logits) is copied.
-        s.enqueue(1, prompt(0, 10), ());
+        s.enqueue(1, prompt(0, 10), false, ());
         let admitted = s.admit();
         assert_eq!(
             admitted,
@@ -477,10 +495,32 @@ mod tests {
     }
 
     #[test]
+    fn a_prompt_being_scored_computes_what_it_has_not_reported() {
+        let mut s = paged(4, 64, 16);
+        s.enqueue(0, prompt(0, 10), false, ());
+        run_step(&mut s, 99);
+        s.finish(0, true);
+        // Scoring the same prompt: every position's logits are wanted, none is cached.
+        s.enqueue(1, prompt(0, 10), true, ());
+        let admitted = s.admit();
+        assert_eq!(admitted[0].cached_tokens, Some(0));
+        assert_eq!(s.schedule().batch, vec![(0, 10)]);
+        // Scored up to token 6 (say, before a preemption): from position 5 on it computes.
+        s.finish(0, true);
+        s.enqueue(2, prompt(0, 10), true, ());
+        s.waiting.back_mut().expect("queued").score_from = Some(6);
+        assert_eq!(
+            s.admit()[0].cached_tokens,
+            Some(5),
+            "its row 5 scores token 6"
+        );
+    }
+
+    #[test]
     fn a_later_choice_waits_for_the_first_to_compute_the_prompt() {
         let mut s = paged(4, 4, 64);
-        s.enqueue(7, prompt(7, 10), ());
-        s.enqueue(7, prompt(7, 10), ());
+        s.enqueue(7, prompt(7, 10), false, ());
+        s.enqueue(7, prompt(7, 10), false, ());
         let step = run_step(&mut s, 1);
         assert_eq!(step.batch, vec![(0, 4)], "the sibling waits");
         assert_eq!(s.waiting_len(), 1);
@@ -496,8 +536,8 @@ mod tests {
     #[test]
     fn removed_sequences_free_their_blocks() {
         let mut s = paged(4, 64, 8);
-        s.enqueue(0, prompt(0, 9), ());
-        s.enqueue(1, prompt(1, 9), ());
+        s.enqueue(0, prompt(0, 9), false, ());
+        s.enqueue(1, prompt(1, 9), false, ());
         run_step(&mut s, 5);
         let before = s.block_stats().unwrap();
         assert_eq!(before.free, 2);
@@ -518,8 +558,8 @@ mod tests {
             },
             None,
         );
-        s.enqueue(0, prompt(0, 12), ());
-        s.enqueue(1, prompt(1, 3), ());
+        s.enqueue(0, prompt(0, 12), false, ());
+        s.enqueue(1, prompt(1, 3), false, ());
         assert_eq!(run_step(&mut s, 1).batch, vec![(0, 5)]);
         assert_eq!(s.capacity_tokens(100), 100);
         assert_eq!(s.waiting_len(), 1);

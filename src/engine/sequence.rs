@@ -37,6 +37,10 @@ pub struct Sequence<P> {
     pub hashes: Vec<u64>,
     /// Prompt tokens found in the prefix cache at its first admission.
     pub cached_tokens: Option<usize>,
+    /// The first prompt token whose logprob is still to be reported, while the request
+    /// scores its prompt: the logits before it must be computed, not taken from the
+    /// prefix cache.
+    pub score_from: Option<usize>,
     pub payload: P,
 }
 
@@ -59,6 +63,9 @@ pub enum Event {
         reasoning: String,
         logprobs: Option<TokenLogprobs>,
     },
+    /// Logprobs of prompt tokens, in order, continuing the previous such event (the
+    /// first prompt token has none).
+    PromptLogprobs(Vec<TokenLogprobs>),
     Done(Usage),
     /// The sequence failed; it is over.
     Error(String),

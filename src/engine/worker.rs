@@ -6,7 +6,8 @@
 use crate::engine::metrics::Metrics;
 use crate::engine::output_processor::{Emitted, OutputProcessor};
 use crate::engine::params::FinishReason;
-use crate::engine::runner::Runner;
+use crate::engine::runner::{EntryLogits, Runner};
+use crate::engine::sampler::{logprobs, TokenLogprobs};
 use crate::engine::scheduler::{Scheduler, Step};
 use crate::engine::sequence::{Event, Sequence, SequenceRequest, Usage};
 use crate::loaded_model::LoadedModel;
@@ -79,7 +80,9 @@ impl Worker {
             first_token: None,
             last_token: None,
         };
-        self.scheduler.enqueue(r.request, r.prompt, run);
+        let score_prompt = r.params.prompt_logprobs.is_some();
+        self.scheduler
+            .enqueue(r.request, r.prompt, score_prompt, run);
     }
 
     fn publish_gauges(&self) {
@@ -203,24 +206,35 @@ impl Worker {
         }
     }
 
-    /// Steps the output processors of the sequences that got logits; returns those that
-    /// ended (index in the batch, how), highest index first.
+    /// Reports the prompt logprobs a step computed, then steps the output processors of
+    /// the sequences that got the logits of their last token; returns those that ended
+    /// (index in the batch, how), highest index first.
     fn emit(
         &mut self,
         step: &Step,
-        rows: Vec<Vec<f32>>,
+        logits: Vec<EntryLogits>,
     ) -> Vec<(usize, Result<FinishReason, String>)> {
         let mut finished = Vec::new();
-        let mut rows = rows.into_iter();
         let (lm, context, metrics) = (&self.lm, self.context, &self.metrics);
-        for &(i, _) in &step.batch {
+        for (&(i, _), entry) in step.batch.iter().zip(logits) {
             let s = &mut self.scheduler.running_mut()[i];
+            if let Some(scored) = score_prompt(s, &entry) {
+                if s.payload
+                    .events
+                    .send(Event::PromptLogprobs(scored))
+                    .is_err()
+                {
+                    s.payload.processor.cancel();
+                    finished.push((i, Ok(FinishReason::Cancelled)));
+                    continue;
+                }
+            }
             if s.computed < s.tokens.len() {
                 continue;
             }
-            let logits = rows.next().expect("one logits row per completed sequence");
+            let logits = entry.rows.last().expect("logits for the last token");
             let run = &mut s.payload;
-            let out = match run.processor.step(lm, &logits, s.computed + 1, context) {
+            let out = match run.processor.step(lm, logits, s.computed + 1, context) {
                 Ok(out) => out,
                 Err(e) => {
                     finished.push((i, Err(e.to_string())));
@@ -267,6 +281,29 @@ impl Worker {
             "step"
         );
     }
+}
+
+/// The logprobs of the prompt tokens still to be reported that `entry`'s rows predict
+/// (each row predicts the token after its position); moves the sequence's `score_from`
+/// past them.
+fn score_prompt(s: &mut Sequence<SequenceRun>, entry: &EntryLogits) -> Option<Vec<TokenLogprobs>> {
+    let from = s.score_from?;
+    let top = s.payload.processor.prompt_logprobs()?;
+    let scored: Vec<TokenLogprobs> = entry
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(j, row)| (entry.first + j + 1, row))
+        .filter(|&(t, _)| t >= from && t < s.prompt_len)
+        .map(|(t, row)| logprobs(row, s.tokens[t], top))
+        .collect();
+    let next = from + scored.len();
+    debug_assert!(
+        entry.first < from,
+        "the scheduler computes every position to score"
+    );
+    s.score_from = (next < s.prompt_len).then_some(next);
+    (!scored.is_empty()).then_some(scored)
 }
 
 /// Sends one step's output; false when the client has gone.

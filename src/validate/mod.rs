@@ -29,8 +29,9 @@ use values::{boolean, integer_in, invalid, string, wrong_type};
 pub const MAX_N: usize = 16;
 /// Upper bound of the chat API's `top_logprobs`.
 pub const MAX_TOP_LOGPROBS: usize = 20;
-/// Upper bound of the legacy completions API's `logprobs`.
-pub const MAX_COMPLETION_LOGPROBS: usize = 5;
+/// Upper bound of the legacy completions API's `logprobs` (OpenAI's is 5; vLLM's 20,
+/// which scoring tools such as lm-evaluation-harness use).
+pub const MAX_COMPLETION_LOGPROBS: usize = 20;
 /// Most stop sequences a request may give.
 pub const MAX_STOP: usize = 4;
 /// `max_tokens` of a text completion that sets none, as OpenAI's legacy API.
@@ -255,9 +256,15 @@ pub fn validate_completion(
 
     let prompts = messages::prompts(&req.prompt)?;
     let echo = boolean(&req.echo, "echo")?.unwrap_or(false);
-    let max_tokens = sampling::token_limit(&req.max_tokens, "max_tokens", limits)?
-        .or(limits.default_max_tokens)
-        .or(Some(DEFAULT_COMPLETION_MAX_TOKENS));
+    // `max_tokens: 0` with `echo` scores the prompt without generating (as OpenAI's
+    // legacy API and vLLM allow).
+    let scoring = echo && req.max_tokens.as_ref().and_then(Value::as_i64) == Some(0);
+    let max_tokens = match scoring {
+        true => Some(0),
+        false => sampling::token_limit(&req.max_tokens, "max_tokens", limits)?,
+    }
+    .or(limits.default_max_tokens)
+    .or(Some(DEFAULT_COMPLETION_MAX_TOKENS));
     let logprobs = integer_in(
         &req.logprobs,
         "logprobs",
@@ -706,8 +713,19 @@ mod tests {
             Some(0)
         );
         assert_eq!(
-            refused(completion(json!({"logprobs": 6}))),
+            completion(json!({"logprobs": 20})).unwrap().logprobs,
+            Some(20)
+        );
+        assert_eq!(
+            refused(completion(json!({"logprobs": 21}))),
             is("logprobs", "integer_above_max_value")
+        );
+        // Scoring a prompt: max_tokens 0 only with echo.
+        let scoring = completion(json!({"echo": true, "max_tokens": 0, "logprobs": 1}));
+        assert_eq!(scoring.unwrap().max_tokens, Some(0));
+        assert_eq!(
+            refused(completion(json!({"max_tokens": 0}))),
+            is("max_tokens", "integer_below_min_value")
         );
         assert_eq!(
             refused(completion(json!({"logprobs": -1}))),

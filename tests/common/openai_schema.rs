@@ -30,6 +30,16 @@ fn bundle() -> &'static Value {
         let usage = chunk["properties"]["usage"].take();
         chunk["properties"]["usage"] = json!({"anyOf": [usage, {"type": "null"}]});
         defs.insert("CompletionStreamChunk".into(), chunk);
+        // An echoed prompt's first token has no logprob: OpenAI's API (and vLLM) answer
+        // null there, though the spec's lists say number and object.
+        for name in ["CreateCompletionResponse", "CompletionStreamChunk"] {
+            let lp = &mut defs.get_mut(name).expect("defined")["properties"]["choices"]["items"]
+                ["properties"]["logprobs"]["anyOf"][0]["properties"];
+            for field in ["token_logprobs", "top_logprobs"] {
+                let item = lp[field]["items"].take();
+                lp[field]["items"] = json!({"anyOf": [item, {"type": "null"}]});
+            }
+        }
         bundle
     })
 }
