@@ -27,12 +27,27 @@ for spec in "marked@$MARKED" "dompurify@$DOMPURIFY" "@highlightjs/cdn-assets@$HI
 done
 
 rm -rf "$out"
-mkdir -p "$out/marked" "$out/dompurify" "$out/highlight/languages" "$out/katex/fonts"
+mkdir -p "$out/marked" "$out/dompurify" "$out/highlight" "$out/katex/fonts"
 cp marked/lib/marked.esm.js marked/LICENSE "$out/marked/"
 cp dompurify/dist/purify.min.js dompurify/LICENSE dompurify/LICENSE-MPL "$out/dompurify/"
 cp @highlightjs_cdn-assets/es/core.min.js @highlightjs_cdn-assets/LICENSE "$out/highlight/"
 cp @highlightjs_cdn-assets/styles/github.min.css @highlightjs_cdn-assets/styles/github-dark.min.css "$out/highlight/"
-for l in $LANGUAGES; do cp "@highlightjs_cdn-assets/es/languages/$l.min.js" "$out/highlight/languages/"; done
+# The grammars in one module (one request instead of 16): each file is
+# `var hljsGrammar=(...)();export default hljsGrammar;`, renamed here to its language.
+{
+  echo "// highlight.js $HIGHLIGHT grammars ($LANGUAGES), joined by scripts/vendor-web.sh."
+  for l in $LANGUAGES; do
+    sed -e "s/^var hljsGrammar=/const grammar_$l=/" -e 's/export default hljsGrammar;$//' \
+      "@highlightjs_cdn-assets/es/languages/$l.min.js"
+    echo ";"
+  done
+  printf 'export default {'
+  for l in $LANGUAGES; do printf ' %s: grammar_%s,' "$l" "$l"; done
+  echo ' };'
+} >"$out/highlight/languages.js"
+if grep -q hljsGrammar "$out/highlight/languages.js"; then
+  echo "vendor-web.sh: a grammar's wrapper changed; update the sed above" >&2; exit 1
+fi
 cp katex/dist/katex.min.js katex/LICENSE "$out/katex/"
 cp katex/dist/fonts/*.woff2 "$out/katex/fonts/"
 # Keep only the woff2 source of each @font-face.

@@ -491,6 +491,16 @@ function flash(button) {
   setTimeout(() => (button.textContent = text), 1200);
 }
 
+// KaTeX arrived (loaded when math first appeared): draw the answers with their math.
+document.addEventListener("candor:math-ready", () => {
+  const messages = current().messages;
+  for (const node of ui.messages.querySelectorAll(".msg.assistant")) {
+    const answer = node.querySelector(".answer");
+    answer.candorSource = undefined;
+    updateAssistant(node, messages[Number(node.dataset.index)], { live: answer.classList.contains("streaming") });
+  }
+});
+
 renderSettings();
 renderList();
 renderConversation();

@@ -4,33 +4,33 @@
 
 import { Marked } from "./vendor/marked/marked.esm.js";
 import hljs from "./vendor/highlight/core.min.js";
-import bash from "./vendor/highlight/languages/bash.min.js";
-import c from "./vendor/highlight/languages/c.min.js";
-import cpp from "./vendor/highlight/languages/cpp.min.js";
-import css from "./vendor/highlight/languages/css.min.js";
-import diff from "./vendor/highlight/languages/diff.min.js";
-import go from "./vendor/highlight/languages/go.min.js";
-import java from "./vendor/highlight/languages/java.min.js";
-import javascript from "./vendor/highlight/languages/javascript.min.js";
-import json from "./vendor/highlight/languages/json.min.js";
-import markdown from "./vendor/highlight/languages/markdown.min.js";
-import python from "./vendor/highlight/languages/python.min.js";
-import rust from "./vendor/highlight/languages/rust.min.js";
-import sql from "./vendor/highlight/languages/sql.min.js";
-import typescript from "./vendor/highlight/languages/typescript.min.js";
-import xml from "./vendor/highlight/languages/xml.min.js";
-import yaml from "./vendor/highlight/languages/yaml.min.js";
+import languages from "./vendor/highlight/languages.js";
 
-const languages = { bash, c, cpp, css, diff, go, java, javascript, json, markdown, python, rust, sql, typescript, xml, yaml };
 for (const [name, grammar] of Object.entries(languages)) hljs.registerLanguage(name, grammar);
 
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
 }
 
+// KaTeX is most of the page's weight: it is loaded the first time an answer has math,
+// and `candor:math-ready` on the document says when to draw the answers again.
+let katexLoading = false;
+
+function loadKatex() {
+  if (katexLoading) return;
+  katexLoading = true;
+  const script = document.createElement("script");
+  script.src = "web/vendor/katex/katex.min.js";
+  script.onload = () => document.dispatchEvent(new Event("candor:math-ready"));
+  document.head.append(script);
+}
+
 function tex(source, displayMode) {
   const katex = globalThis.katex;
-  if (!katex) return `<code>${escapeHtml(source)}</code>`;
+  if (!katex) {
+    loadKatex();
+    return `<code class="math-pending">${escapeHtml(source)}</code>`;
+  }
   return katex.renderToString(source, { displayMode, throwOnError: false, output: "htmlAndMathml" });
 }
 
@@ -103,8 +103,12 @@ export function markdownToHtml(text) {
 /** Copies `text`; falls back to a selection where the Clipboard API is missing (plain HTTP on a LAN address). */
 export async function copyText(text) {
   if (navigator.clipboard && window.isSecureContext) {
-    await navigator.clipboard.writeText(text);
-    return;
+    try {
+      await navigator.clipboard.writeText(text);
+      return;
+    } catch {
+      // Refused (no permission): the selection below still works.
+    }
   }
   const area = document.createElement("textarea");
   area.value = text;
