@@ -204,6 +204,10 @@ pub struct ServeArgs {
     /// Do not serve GET /metrics (Prometheus text), which is on by default.
     #[arg(long)]
     pub no_metrics: bool,
+    /// Do not serve the chat page at `/` (on by default; it is public even with
+    /// --api-key, and its API calls carry the key).
+    #[arg(long)]
+    pub no_webui: bool,
     /// Allowed CORS origin (repeatable; `*` for any). No CORS headers without it.
     #[arg(long)]
     pub cors_origin: Vec<String>,

@@ -7,7 +7,8 @@
 //! (`scripts/module-graph.py` prints the graph and fails on a circle):
 //! - `api`: HTTP. `router` (routes, auth, CORS), `state` (what handlers share), one file
 //!   per endpoint (`chat`, `completions`, `models`), `generation` (submit choices, collect
-//!   answers), `sse` (stream framing), `error` (every mapping to an HTTP error).
+//!   answers), `sse` (stream framing), `error` (every mapping to an HTTP error), `web`
+//!   (the chat page of `web/`, embedded by `build.rs`).
 //! - `validate`: a request's fields checked by subject, defaults applied: a
 //!   `ValidRequest`.
 //! - `engine`: the engine thread. `scheduler` (pure: admission, chunking, preemption,

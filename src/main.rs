@@ -89,6 +89,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             }),
         },
         metrics: !args.no_metrics,
+        webui: !args.no_webui,
         cors_origins: args.cors_origin.clone(),
         body_limit_bytes: args.body_limit,
         body_timeout: seconds(args.body_timeout),

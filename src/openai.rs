@@ -439,13 +439,47 @@ pub struct ModelList {
     pub data: Vec<Model>,
 }
 
-/// One served model (`GET /v1/models/{id}`).
+/// One served model (`GET /v1/models/{id}`), with two extensions (absent while the
+/// model loads) that let a client such as the chat page offer only what the model
+/// supports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Model {
     pub id: String,
     pub object: &'static str,
     pub created: u64,
     pub owned_by: &'static str,
+    /// Tokens of prompt + completion a request may use (vLLM's field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<usize>,
+    /// How the model thinks; absent for a model without thinking markers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<ModelReasoning>,
+}
+
+/// What `reasoning_effort` and the thinking budget do for this model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelReasoning {
+    /// The markers around the thinking (`<think>`, `</think>`).
+    pub start: String,
+    pub end: String,
+    /// `--reasoning-format`: `separated`, `raw` or `hidden`.
+    pub format: String,
+    /// The budget a request without an effort or a budget of its own gets (null:
+    /// unlimited).
+    pub default_budget: Option<usize>,
+    /// The thinking budget of each `reasoning_effort` (`--reasoning-effort-budgets`).
+    pub effort_budgets: EffortBudgets,
+}
+
+/// Thinking tokens allowed per `reasoning_effort`; null: unlimited.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffortBudgets {
+    pub none: Option<usize>,
+    pub minimal: Option<usize>,
+    pub low: Option<usize>,
+    pub medium: Option<usize>,
+    pub high: Option<usize>,
+    pub xhigh: Option<usize>,
 }
 
 /// `GET /health` once the model is loaded.

@@ -394,6 +394,7 @@ fn server(engine: EngineConfig) -> (axum::Router, Arc<AppState>) {
         ctx_size: Some(1024),
         engine,
         metrics: true,
+        webui: true,
         cors_origins: Vec::new(),
         body_limit_bytes: 1 << 20,
         body_timeout: None,

@@ -33,6 +33,7 @@ fn config() -> ServerConfig {
             ..Default::default()
         },
         metrics: true,
+        webui: true,
         cors_origins: Vec::new(),
         body_limit_bytes: 64 * 1024,
         body_timeout: None,

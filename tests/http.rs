@@ -25,6 +25,7 @@ fn config(api_key: Option<&str>) -> ServerConfig {
         ctx_size: Some(512),
         engine: Default::default(),
         metrics: true,
+        webui: true,
         cors_origins: Vec::new(),
         body_limit_bytes: 64 * 1024,
         body_timeout: None,

@@ -314,6 +314,7 @@ fn app(dir: &str, reasoning: ReasoningConfig) -> Router {
         ctx_size: None,
         engine: Default::default(),
         metrics: true,
+        webui: true,
         cors_origins: Vec::new(),
         body_limit_bytes: 1 << 20,
         body_timeout: None,

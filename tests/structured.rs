@@ -40,6 +40,7 @@ fn app(name: &str) -> Router {
         ctx_size: Some(1024),
         engine: Default::default(),
         metrics: true,
+        webui: true,
         cors_origins: Vec::new(),
         body_limit_bytes: 1 << 20,
         body_timeout: None,

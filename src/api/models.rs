@@ -1,9 +1,11 @@
-//! GET /v1/models, GET /v1/models/{id}, and llama-server's POST /tokenize and /detokenize.
+//! GET /v1/models, GET /v1/models/{id} (with candor's extensions: the context length and
+//! how the model thinks), and llama-server's POST /tokenize and /detokenize.
 
 use crate::api::blocking;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::openai;
+use crate::reasoning::{Effort, Markers, ReasoningConfig};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -12,11 +14,34 @@ use serde_json::Value;
 use std::sync::Arc;
 
 fn model_object(state: &AppState) -> openai::Model {
+    let loaded = state.loaded().ok();
     openai::Model {
         id: state.config.served_model_name.clone(),
         object: openai::MODEL_OBJECT,
         created: state.started,
         owned_by: "candor",
+        max_model_len: loaded.map(|l| state.context_length(&l.model)),
+        reasoning: loaded
+            .and_then(|l| l.model.reasoning_markers.as_ref())
+            .map(|markers| model_reasoning(markers, &state.config.reasoning)),
+    }
+}
+
+fn model_reasoning(markers: &Markers, config: &ReasoningConfig) -> openai::ModelReasoning {
+    let budget = |effort| config.effort_budgets.get(effort);
+    openai::ModelReasoning {
+        start: markers.start.clone(),
+        end: markers.end.clone(),
+        format: config.format.to_string(),
+        default_budget: config.budget,
+        effort_budgets: openai::EffortBudgets {
+            none: budget(Effort::None),
+            minimal: budget(Effort::Minimal),
+            low: budget(Effort::Low),
+            medium: budget(Effort::Medium),
+            high: budget(Effort::High),
+            xhigh: budget(Effort::Xhigh),
+        },
     }
 }
 

@@ -7,7 +7,7 @@
 use crate::api::admission::ClientId;
 use crate::api::error::ApiError;
 use crate::api::state::{AppState, InFlight};
-use crate::api::{chat, completions, models};
+use crate::api::{chat, completions, models, web};
 use crate::openai;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::connect_info::ConnectInfo;
@@ -50,8 +50,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Bearer authentication with a constant-time comparison (/health and CORS preflights
-/// stay public), and who the client is: the key it presented, else its address.
+/// Bearer authentication with a constant-time comparison (/health, the chat page and CORS
+/// preflights stay public), and who the client is: the key it presented, else its address.
 async fn authenticate(
     State(state): State<Arc<AppState>>,
     mut req: Request,
@@ -63,7 +63,10 @@ async fn authenticate(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip());
     let by_address = peer.map_or(ClientId::Local, ClientId::Addr);
-    let public = req.uri().path() == "/health" || req.method() == Method::OPTIONS;
+    let path = req.uri().path();
+    let public = path == "/health"
+        || req.method() == Method::OPTIONS
+        || (state.config.webui && web::is_page(path));
     let client = if keys.is_empty() || public {
         by_address
     } else {
@@ -246,7 +249,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tokenize", only("POST", post(models::tokenize)))
         .route("/detokenize", only("POST", post(models::detokenize)))
         .route("/apply-template", only("POST", post(chat::apply_template)))
-        .route("/metrics", only("GET", get(metrics)))
+        .route("/metrics", only("GET", get(metrics)));
+    if state.config.webui {
+        app = app
+            .route("/", only("GET", get(web::index)))
+            .route("/web/{*path}", only("GET", get(web::asset)));
+    }
+    let mut app = app
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub engine: crate::engine::EngineConfig,
     /// Serve GET /metrics.
     pub metrics: bool,
+    /// Serve the chat page at `/` and its files at `/web/` (`--no-webui` turns it off).
+    pub webui: bool,
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
     /// Time a client has to send a request's body once its headers are in (408 after).

@@ -7,9 +7,12 @@
 #   - two tiny reasoning models (the reasoning trace, tests/e2e/reasoning_sdk.py);
 #   - structured output and tool calls through both SDKs (structured_sdk.py, structured.mjs);
 #   - hostile and slow clients (tests/e2e/hardening.py) and a 45 s soak (benches/soak.py);
-#   - `candor bench` (its JSON report).
-# Installs the clients itself (a venv in the cache, npm ci here). Run from the repository
-# root after `cargo build` and scripts/fetch-test-assets.sh.
+#   - `candor bench` (its JSON report);
+#   - the chat page in headless Chromium (tests/e2e/webui.mjs; screenshots into
+#     target/webui-screenshots).
+# Installs the clients itself (a venv in the cache, npm ci here, Debian's chromium when
+# /usr/bin/chromium is missing). Run from the repository root after `cargo build` and
+# scripts/fetch-test-assets.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CACHE="${CANDOR_CACHE:-$HOME/.cache/candor}"
@@ -21,6 +24,12 @@ venv="$CACHE/e2e-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -c "import openai" 2>/dev/null || "$venv/bin/pip" install --quiet --disable-pip-version-check "openai>=1.50"
 (cd tests/e2e && npm ci --silent --no-audit --no-fund)
+# The browser the page is tested in: Debian's, driven by playwright-core (which downloads
+# no browser of its own).
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 
 logs="$(mktemp -d)"
 pids=()
@@ -71,6 +80,10 @@ node tests/e2e/stream.mjs "$base" smollm2 "$KEY" && passed=$((passed + 1)) || fa
 "$venv/bin/python" tests/e2e/load.py "$base" smollm2 "$KEY" && passed=$((passed + 1)) || failed=$((failed + 1))
 "$venv/bin/python" tests/e2e/reasoning_sdk.py "http://127.0.0.1:$r1_port/v1" "http://127.0.0.1:$q3_port/v1" \
   && passed=$((passed + 1)) || failed=$((failed + 1))
+
+# The chat page in a real browser: the thinking model without a key, SmolLM2 with one.
+node tests/e2e/webui.mjs "http://127.0.0.1:$r1_port/" "http://127.0.0.1:$port/" "$KEY" \
+  "${CARGO_TARGET_DIR:-target}/webui-screenshots" && passed=$((passed + 1)) || failed=$((failed + 1))
 
 # Structured output and tool calls through both SDKs, on the tiny Qwen3.
 "$venv/bin/python" tests/e2e/structured_sdk.py "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
