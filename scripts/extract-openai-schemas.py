@@ -37,6 +37,9 @@ ROOTS = [
     "ListModelsResponse",
     "Model",
     "ErrorResponse",
+    "Response",
+    "ResponseStreamEvent",
+    "ResponseItemList",
 ]
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"

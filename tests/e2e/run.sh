@@ -6,6 +6,7 @@
 #     stream (clean end, exit 0);
 #   - two tiny reasoning models (the reasoning trace, tests/e2e/reasoning_sdk.py);
 #   - structured output and tool calls through both SDKs (structured_sdk.py, structured.mjs);
+#   - the Responses API through both SDKs (responses_sdk.py, responses.mjs);
 #   - hostile and slow clients (tests/e2e/hardening.py) and a 45 s soak (benches/soak.py);
 #   - `candor bench` (its JSON report).
 # Installs the clients itself (a venv in the cache, npm ci here). Run from the repository
@@ -19,7 +20,9 @@ KEY="e2e-key"
 
 venv="$CACHE/e2e-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import openai" 2>/dev/null || "$venv/bin/pip" install --quiet --disable-pip-version-check "openai>=1.50"
+# The Responses API's reasoning_text events need openai >= 1.99 (a cached venv may be older).
+"$venv/bin/python" -c "from openai.types.responses import ResponseReasoningTextDeltaEvent" 2>/dev/null \
+  || "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade "openai>=1.99"
 (cd tests/e2e && npm ci --silent --no-audit --no-fund)
 
 logs="$(mktemp -d)"
@@ -76,6 +79,12 @@ node tests/e2e/stream.mjs "$base" smollm2 "$KEY" && passed=$((passed + 1)) || fa
 "$venv/bin/python" tests/e2e/structured_sdk.py "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
   && passed=$((passed + 1)) || failed=$((failed + 1))
 node tests/e2e/structured.mjs "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
+  && passed=$((passed + 1)) || failed=$((failed + 1))
+
+# The Responses API (/v1/responses) through both SDKs, on the tiny Qwen3.
+"$venv/bin/python" tests/e2e/responses_sdk.py "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
+  && passed=$((passed + 1)) || failed=$((failed + 1))
+node tests/e2e/responses.mjs "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
   && passed=$((passed + 1)) || failed=$((failed + 1))
 
 # Issue 11's probes (slow and silent clients, the connection cap, errors of every layer,
