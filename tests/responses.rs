@@ -308,7 +308,8 @@ async fn function_tools_and_their_outputs_loop() {
     let first = body(
         Q3,
         json!({"input": "Weather in Paris?", "tools": [weather_tool(None)],
-        "tool_choice": "required", "max_output_tokens": 120, "ignore_eos": false}),
+        "tool_choice": "required", "max_output_tokens": 120, "ignore_eos": false,
+        "thinking_token_budget": 3}),
     );
     let v = both_ways(&app, &first).await;
     let calls: Vec<&Value> = v["output"]
@@ -339,7 +340,7 @@ async fn function_tools_and_their_outputs_loop() {
     let second = body(
         Q3,
         json!({"input": input, "tools": [weather_tool(Some(false))],
-        "tool_choice": "none", "max_output_tokens": 16}),
+        "tool_choice": "none", "max_output_tokens": 16, "thinking_token_budget": 3}),
     );
     let v2 = create(&app, &second).await;
     assert_eq!(
@@ -350,7 +351,7 @@ async fn function_tools_and_their_outputs_loop() {
     let third = body(
         Q3,
         json!({"previous_response_id": v["id"], "tools": [weather_tool(Some(false))],
-        "tool_choice": "none", "max_output_tokens": 16,
+        "tool_choice": "none", "max_output_tokens": 16, "thinking_token_budget": 3,
         "input": [{"type": "function_call_output", "call_id": call["call_id"],
                    "output": "{\"temperature\": 21}"}]}),
     );
@@ -391,21 +392,25 @@ async fn json_schema_text_format_constrains_the_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn previous_response_id_continues_from_the_prefix_cache() {
     let app = app(R1);
+    // Instructions are not carried over: a client sends them again.
+    let instructions = "You are a careful assistant. Answer every question about \
+                        arithmetic with the number alone, and nothing else, ever.";
     let first = create(
         &app,
         &body(
             R1,
-            json!({"instructions": "Be brief.", "max_output_tokens": 8,
-        "thinking_token_budget": 3}),
+            json!({"instructions": instructions, "max_output_tokens": 8,
+                   "thinking_token_budget": 3}),
         ),
     )
     .await;
-    let second = create(
-        &app,
-        &json!({"model": R1, "input": "And 3+3?", "temperature": 0,
-        "max_output_tokens": 8, "ignore_eos": true, "previous_response_id": first["id"]}),
-    )
-    .await;
+    let next = |instructions: Option<&str>| {
+        json!({"model": R1, "input": "And 3+3?", "temperature": 0, "max_output_tokens": 8,
+               "ignore_eos": true, "previous_response_id": first["id"],
+               "instructions": instructions})
+    };
+    let second = create(&app, &next(Some(instructions))).await;
+    let third = create(&app, &next(None)).await;
     let (i1, i2) = (
         first["usage"]["input_tokens"].as_u64().unwrap(),
         second["usage"]["input_tokens"].as_u64().unwrap(),
@@ -418,8 +423,11 @@ async fn previous_response_id_continues_from_the_prefix_cache() {
         cached >= 16,
         "the first turn's blocks are reused: {cached} of {i2}"
     );
-    // Instructions are not carried over, and the turn is the stored one's successor.
-    assert!(second["instructions"].is_null());
+    assert!(third["instructions"].is_null());
+    assert!(
+        third["usage"]["input_tokens"].as_u64() < Some(i2),
+        "the first turn's instructions are not carried over"
+    );
     let (s, list) = get(
         &app,
         "GET",

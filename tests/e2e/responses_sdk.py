@@ -152,9 +152,11 @@ def _():
 
 @check("two turns through previous_response_id; retrieve, input_items and delete")
 def _():
-    first = client.responses.create(model=model, input="My name is Ann.", instructions="Be brief.",
+    # Instructions are not carried over by previous_response_id: sent again each turn.
+    brief = "You are a careful assistant. Answer in one short sentence, and nothing else."
+    first = client.responses.create(model=model, input="My name is Ann.", instructions=brief,
                                     max_output_tokens=8, temperature=0, extra_body=NO_THINK)
-    second = client.responses.create(model=model, input="What is my name?",
+    second = client.responses.create(model=model, input="What is my name?", instructions=brief,
                                      previous_response_id=first.id, max_output_tokens=8,
                                      temperature=0, extra_body=NO_THINK)
     assert second.previous_response_id == first.id
