@@ -690,6 +690,18 @@ async fn every_refusal_is_openai_shaped_and_names_its_field() {
     );
     let (s, _) = get(&app, "GET", &format!("/v1/responses/{missing}")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    let v = create(&app, &body(R1, json!({"max_output_tokens": 2}))).await;
+    let id = v["id"].as_str().unwrap();
+    for (query, param) in [
+        ("stream=true", "stream"),
+        ("include=reasoning.encrypted_content", "include"),
+    ] {
+        let (s, e) = get(&app, "GET", &format!("/v1/responses/{id}?{query}")).await;
+        assert_eq!(
+            (s, &e["error"]["param"]),
+            (StatusCode::BAD_REQUEST, &json!(param))
+        );
+    }
     let (s, e) = get(&app, "PUT", "/v1/responses/x").await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{e}");
 

@@ -112,6 +112,27 @@ curl -sS -N "$base/chat/completions" -H "Authorization: Bearer $KEY" -H 'Content
   -d '{"model":"smollm2","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"temperature":0,"stream":true}' >"$body"
 if check_sse "$body"; then echo "ok   curl SSE framing"; passed=$((passed + 1)); else failed=$((failed + 1)); cat "$body"; fi
 
+# curl: a streamed response of the Responses API, framed as OpenAI's: `event: TYPE` and
+# `data: {"type": TYPE, "sequence_number": N, ...}` pairs numbered from 0, created first,
+# completed or incomplete last, no [DONE].
+curl -sS -N "http://127.0.0.1:$q3_port/v1/responses" -H 'Content-Type: application/json' \
+  -d '{"input":"Hi","max_output_tokens":6,"temperature":0,"stream":true}' >"$body"
+if python3 - "$body" <<'PY'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+events = [e for e in raw.split(b"\n\n") if e and not e.startswith(b":")]
+types = []
+for n, e in enumerate(events):
+    name, data = e.split(b"\n")
+    assert name.startswith(b"event: ") and data.startswith(b"data: "), e
+    payload = json.loads(data[6:])
+    assert payload["type"] == name[7:].decode() and payload["sequence_number"] == n, e
+    types.append(payload["type"])
+assert types[0] == "response.created" and types[-1] in ("response.completed", "response.incomplete"), types
+assert b"[DONE]" not in raw
+PY
+then echo "ok   curl: Responses SSE framing (event: lines, sequence numbers)"; passed=$((passed + 1)); else failed=$((failed + 1)); cat "$body"; fi
+
 # SIGTERM while a stream is in flight: the stream still ends properly (finish chunk and
 # [DONE]), new connections are refused, and the server exits 0.
 curl -sS -N "$base/chat/completions" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \

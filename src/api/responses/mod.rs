@@ -71,6 +71,13 @@ pub async fn retrieve(
         )
         .into_response();
     }
+    if query.contains_key("include") || query.contains_key("include[]") {
+        return items::unsupported(
+            "include",
+            "'include' is not supported: candor has no extra output to include.",
+        )
+        .into_response();
+    }
     match state.responses.get(&id, Owner::of(&client)) {
         Some(stored) => blocking::respond(move || Ok(stored.response.clone())).await,
         None => not_found(&id).into_response(),
