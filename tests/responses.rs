@@ -562,41 +562,29 @@ async fn a_stored_response_is_visible_only_to_its_key() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let path = format!("/v1/responses/{}", v["id"].as_str().unwrap());
-    assert_eq!(
-        with_key(&app, "bob", "GET", &path, None).await.0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        with_key(&app, "bob", "GET", &format!("{path}/input_items"), None)
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        with_key(&app, "bob", "DELETE", &path, None).await.0,
-        StatusCode::NOT_FOUND
-    );
+    let items = format!("{path}/input_items");
+    let new = "/v1/responses".to_string();
     let follow = body(
         R1,
         json!({"max_output_tokens": 2, "previous_response_id": v["id"]}),
     );
-    let (s, e) = with_key(&app, "bob", "POST", "/v1/responses", Some(&follow)).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(e["error"]["param"], "previous_response_id");
-    assert_eq!(
-        with_key(&app, "alice", "POST", "/v1/responses", Some(&follow))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        with_key(&app, "alice", "GET", &path, None).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        with_key(&app, "alice", "DELETE", &path, None).await.0,
-        StatusCode::OK
-    );
+    // Bob sees nothing of Alice's; then Alice uses, reads and deletes her own.
+    for (key, method, path, body, status) in [
+        ("bob", "GET", &path, None, 404),
+        ("bob", "GET", &items, None, 404),
+        ("bob", "DELETE", &path, None, 404),
+        ("bob", "POST", &new, Some(&follow), 400),
+        ("alice", "POST", &new, Some(&follow), 200),
+        ("alice", "GET", &path, None, 200),
+        ("alice", "GET", &items, None, 200),
+        ("alice", "DELETE", &path, None, 200),
+    ] {
+        let (s, e) = with_key(&app, key, method, path, body).await;
+        assert_eq!(s.as_u16(), status, "{key} {method} {path}: {e}");
+        if status == 400 {
+            assert_eq!(e["error"]["param"], "previous_response_id");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -745,4 +733,67 @@ async fn a_streamed_call_arrives_as_argument_deltas() {
     assert_eq!(last["type"], "response.completed");
     let items = fold(&events);
     assert_eq!(items.last().unwrap()["arguments"], done["arguments"]);
+}
+
+/// A failure mid-stream (an engine error, which the tests cannot provoke) is an `error`
+/// event then `response.failed`: both as OpenAI's schemas say.
+#[test]
+fn failure_events_match_openai_schemas() {
+    use candor::openai::responses::{
+        Event, ReasoningSettings, Response, ResponseError, Status, StreamEvent, TextFormat,
+        TextSettings, ToolChoice,
+    };
+    let error = StreamEvent {
+        event: Event::Error {
+            code: Some("server_error".into()),
+            message: "the engine dropped the request".into(),
+            param: None,
+        },
+        sequence_number: 7,
+    };
+    let failed = Response {
+        id: "resp_1".into(),
+        object: "response",
+        created_at: 1,
+        status: Status::Failed,
+        completed_at: None,
+        error: Some(ResponseError {
+            code: "server_error",
+            message: "the engine dropped the request".into(),
+        }),
+        incomplete_details: None,
+        instructions: None,
+        max_output_tokens: None,
+        model: "m".into(),
+        output: Vec::new(),
+        output_text: String::new(),
+        parallel_tool_calls: true,
+        previous_response_id: None,
+        reasoning: ReasoningSettings::default(),
+        store: true,
+        temperature: 1.0,
+        text: TextSettings {
+            format: TextFormat::Text,
+        },
+        tool_choice: ToolChoice::Mode("auto".into()),
+        tools: Vec::new(),
+        top_p: 1.0,
+        truncation: "disabled",
+        usage: None,
+        user: None,
+        safety_identifier: None,
+        metadata: Default::default(),
+        background: false,
+    };
+    let failed = StreamEvent {
+        event: Event::Failed {
+            response: Box::new(failed),
+        },
+        sequence_number: 8,
+    };
+    for event in [error, failed] {
+        let v = serde_json::to_value(&event).unwrap();
+        assert_eq!(v["type"], event.event.name());
+        common::openai_schema::assert_matches("ResponseStreamEvent", &v);
+    }
 }
