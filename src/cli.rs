@@ -259,6 +259,11 @@ pub struct ServeArgs {
     /// has them).
     #[arg(long, value_parser = parse_markers)]
     pub reasoning_markers: Option<(String, String)>,
+    /// Responses of /v1/responses kept in memory for `previous_response_id` and GET
+    /// /v1/responses/{id}, the least recently used evicted first. 0 keeps none (and
+    /// `previous_response_id` is refused).
+    #[arg(long, default_value_t = crate::api::response_store::DEFAULT_CAPACITY)]
+    pub responses_store: usize,
 }
 
 fn parse_markers(s: &str) -> Result<(String, String), String> {

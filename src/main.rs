@@ -62,45 +62,49 @@ fn run_serve(args: ServeArgs) -> Result<()> {
     let path = model.path;
     let device = device::parse_device(&args.load.device)?;
     let name = args.served_model_name.clone().unwrap_or(model.name);
-    let state = AppState::new(ServerConfig {
-        served_model_name: name.clone(),
-        api_keys: args
-            .api_key
-            .iter()
-            .filter(|k| !k.is_empty())
-            .cloned()
-            .collect(),
-        max_per_client: match args.max_per_client {
-            Some(0) => None,
-            Some(n) => Some(n),
-            None => Some(args.max_running.max(1) + args.max_queue / 2),
+    let state = AppState::with_responses_store(
+        ServerConfig {
+            served_model_name: name.clone(),
+            api_keys: args
+                .api_key
+                .iter()
+                .filter(|k| !k.is_empty())
+                .cloned()
+                .collect(),
+            max_per_client: match args.max_per_client {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => Some(args.max_running.max(1) + args.max_queue / 2),
+            },
+            ctx_size: args.ctx_size,
+            engine: candor::engine::EngineConfig {
+                max_queue: args.max_queue,
+                max_running: args.max_running.max(1),
+                max_batch_tokens: args.max_batch_tokens.max(1),
+                block_size: args.block_size.max(1),
+                kv_cache_bytes: args.kv_cache_memory.map(|m| match m {
+                    candor::cli::Memory::Bytes(b) => b,
+                    candor::cli::Memory::Fraction(f) => {
+                        (candor::engine::runner::available_memory().unwrap_or(0) as f64 * f)
+                            as usize
+                    }
+                }),
+            },
+            metrics: !args.no_metrics,
+            webui: !args.no_webui,
+            cors_origins: args.cors_origin.clone(),
+            body_limit_bytes: args.body_limit,
+            body_timeout: seconds(args.body_timeout),
+            request_timeout: seconds(args.request_timeout),
+            reasoning: candor::reasoning::ReasoningConfig {
+                format: args.reasoning_format,
+                budget: (args.reasoning_budget >= 0).then_some(args.reasoning_budget as usize),
+                effort_budgets: args.reasoning_effort_budgets.clone(),
+                budget_message: args.reasoning_budget_message.clone(),
+            },
         },
-        ctx_size: args.ctx_size,
-        engine: candor::engine::EngineConfig {
-            max_queue: args.max_queue,
-            max_running: args.max_running.max(1),
-            max_batch_tokens: args.max_batch_tokens.max(1),
-            block_size: args.block_size.max(1),
-            kv_cache_bytes: args.kv_cache_memory.map(|m| match m {
-                candor::cli::Memory::Bytes(b) => b,
-                candor::cli::Memory::Fraction(f) => {
-                    (candor::engine::runner::available_memory().unwrap_or(0) as f64 * f) as usize
-                }
-            }),
-        },
-        metrics: !args.no_metrics,
-        webui: !args.no_webui,
-        cors_origins: args.cors_origin.clone(),
-        body_limit_bytes: args.body_limit,
-        body_timeout: seconds(args.body_timeout),
-        request_timeout: seconds(args.request_timeout),
-        reasoning: candor::reasoning::ReasoningConfig {
-            format: args.reasoning_format,
-            budget: (args.reasoning_budget >= 0).then_some(args.reasoning_budget as usize),
-            effort_budgets: args.reasoning_effort_budgets.clone(),
-            budget_message: args.reasoning_budget_message.clone(),
-        },
-    });
+        args.responses_store,
+    );
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let addr = format!("{}:{}", args.host, args.port);

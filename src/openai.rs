@@ -1,6 +1,7 @@
 //! The wire vocabulary of the OpenAI-compatible API, below both `api` and `validate`:
 //! OpenAI's names and the request types of `/v1/chat/completions` and
-//! `/v1/completions`, the error body, and llama-server's `/tokenize` and `/detokenize`.
+//! `/v1/completions`, the error body, and llama-server's `/tokenize` and `/detokenize`;
+//! the Responses API's in [`responses`].
 //!
 //! Requests keep every field as an optional raw [`Value`]: a value of the wrong type (say
 //! `"temperature": "hot"`) must come back as a 400 naming its param, which serde cannot
@@ -10,6 +11,8 @@
 //! Responses are typed structs with OpenAI's field names (checked against OpenAI's own
 //! OpenAPI schemas by the HTTP tests); candor's extensions (`reasoning_content`,
 //! `reasoning`) sit beside them. The endpoints in `api/` fill them in.
+
+pub mod responses;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};

@@ -254,7 +254,10 @@ async fn text_completions_with_echo_and_prompt_lists() {
     let lp = &choices[0]["logprobs"];
     let first_prompt = lp["tokens"].as_array().unwrap().len() - 3;
     assert!(first_prompt > 0 && first_prompt < prompt_tokens, "{lp}");
-    assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), first_prompt + 3);
+    assert_eq!(
+        lp["token_logprobs"].as_array().unwrap().len(),
+        first_prompt + 3
+    );
     assert!(lp["token_logprobs"][0].is_null());
     assert_eq!(lp["text_offset"][0], 0);
     assert_eq!(

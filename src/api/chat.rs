@@ -66,7 +66,10 @@ struct Prepared {
 }
 
 fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
-    let req: ChatCompletionRequest = parse_json(body)?;
+    prepare_request(state, &parse_json(body)?)
+}
+
+fn prepare_request(state: &AppState, req: &ChatCompletionRequest) -> Result<Prepared, ApiError> {
     let lm = state.loaded()?.model.clone();
     let limits = Limits {
         served_model_name: state.config.served_model_name.clone(),
@@ -74,7 +77,7 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
         vocab_size: lm.vocab_size(),
         default_max_tokens: None,
     };
-    let valid = validate::validate_chat(&req, &limits)?;
+    let valid = validate::validate_chat(req, &limits)?;
     let Input::Chat {
         messages,
         chat_template_kwargs,
@@ -107,31 +110,60 @@ fn prepare(state: &AppState, body: &Bytes) -> Result<Prepared, ApiError> {
     })
 }
 
+/// A chat request made ready to submit: validated, its reasoning planned, its prompt
+/// built and its grammar compiled. The Responses API builds its requests here too.
+pub struct Built {
+    pub valid: ValidRequest,
+    pub lm: Arc<LoadedModel>,
+    pub plan: ReasoningPlan,
+    pub prompt: prompt::Prompt,
+    /// The grammar every choice starts from (a forced call, or structured output).
+    pub constraint: Option<Constraint>,
+    /// How the answer is read for tool calls, if the request offers tools.
+    pub tools: Option<ToolPlan>,
+}
+
+/// Validates a chat request and builds its prompt (CPU work: call it off the executor).
+pub fn build(state: &AppState, req: &ChatCompletionRequest) -> Result<Built, ApiError> {
+    let p = prepare_request(state, req)?;
+    let request = PromptRequest {
+        input: PromptInput::Chat {
+            messages: p.messages,
+            kwargs: p.kwargs,
+            tools: p.tool_defs,
+        },
+        reasoning: Some(p.plan.clone()),
+        max_tokens: p.valid.max_tokens,
+        context: state.context_length(&p.lm),
+    };
+    let prompt =
+        prompt::build(p.lm.prompt_tools(), request).map_err(|e| ApiError::prompt(e, "messages"))?;
+    let constraint = match p.forced_call {
+        Some(c) => Some(c),
+        None => generation::constraint(&p.lm, &p.valid)?,
+    };
+    Ok(Built {
+        valid: p.valid,
+        lm: p.lm,
+        plan: p.plan,
+        prompt,
+        constraint,
+        tools: p.tools,
+    })
+}
+
 async fn run(state: Arc<AppState>, client: ClientId, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
     // Parsing, validating, rendering and tokenizing are CPU work: off the executor.
     let st = state.clone();
-    let (valid, lm, plan, prompt, constraint, tools) = blocking::run(move || {
-        let p = prepare(&st, &body)?;
-        let request = PromptRequest {
-            input: PromptInput::Chat {
-                messages: p.messages,
-                kwargs: p.kwargs,
-                tools: p.tool_defs,
-            },
-            reasoning: Some(p.plan.clone()),
-            max_tokens: p.valid.max_tokens,
-            context: st.context_length(&p.lm),
-        };
-        let prompt = prompt::build(p.lm.prompt_tools(), request)
-            .map_err(|e| ApiError::prompt(e, "messages"))?;
-        let constraint = match p.forced_call {
-            Some(c) => Some(c),
-            None => generation::constraint(&p.lm, &p.valid)?,
-        };
-        Ok((p.valid, p.lm, p.plan, prompt, constraint, p.tools))
-    })
-    .await?;
+    let Built {
+        valid,
+        lm,
+        plan,
+        prompt,
+        constraint,
+        tools,
+    } = blocking::run(move || build(&st, &parse_json(&body)?)).await?;
     let prompt_tokens = prompt.ids.len();
     let show_reasoning = prompt.reasoning.is_some() && !plan.raw && plan.show;
     let choices = generation::submit(

@@ -7,7 +7,7 @@
 use crate::api::admission::ClientId;
 use crate::api::error::ApiError;
 use crate::api::state::{AppState, InFlight};
-use crate::api::{chat, completions, models, web};
+use crate::api::{chat, completions, models, responses, web};
 use crate::openai;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::connect_info::ConnectInfo;
@@ -246,6 +246,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{*id}", only("GET", get(models::get_one)))
         .route("/v1/chat/completions", only("POST", post(chat::handle)))
         .route("/v1/completions", only("POST", post(completions::handle)))
+        .route("/v1/responses", only("POST", post(responses::create)))
+        .route(
+            "/v1/responses/{id}",
+            only(
+                "GET, DELETE",
+                get(responses::retrieve).delete(responses::delete),
+            ),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            only("GET", get(responses::input_items)),
+        )
         .route("/tokenize", only("POST", post(models::tokenize)))
         .route("/detokenize", only("POST", post(models::detokenize)))
         .route("/apply-template", only("POST", post(chat::apply_template)))
@@ -272,7 +284,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         app = app.layer(
             CorsLayer::new()
                 .allow_origin(allow)
-                .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+                .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         );
     }

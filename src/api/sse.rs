@@ -86,7 +86,14 @@ pub fn stream(
         .boxed()
     });
     let merged = stream::select_all(streams);
-    let body = events(format, shape, tokenizer, merged);
+    respond(events(format, shape, tokenizer, merged))
+}
+
+/// An SSE answer with keep-alive comments, which proxies are told not to buffer (the
+/// framing every streaming endpoint shares).
+pub fn respond(
+    body: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+) -> Response {
     let mut response = Sse::new(body)
         .keep_alive(KeepAlive::default())
         .into_response();
@@ -95,6 +102,17 @@ pub fn stream(
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The events an unbounded channel receives, as an SSE body: a producer task sends them,
+/// and stops when the receiver (the client) is gone.
+pub fn from_channel(
+    rx: tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
+    stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
 }
 
 fn data(value: &impl Serialize) -> SseEvent {
@@ -168,8 +186,5 @@ fn events(
         let _ = tx.send(SseEvent::default().data("[DONE]"));
         log_request(&shape.id, &usages, shape.started);
     });
-    stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
+    from_channel(rx)
 }

@@ -3,6 +3,7 @@
 
 use crate::api::admission::ClientSlots;
 use crate::api::error::ApiError;
+use crate::api::response_store::{self, ResponseStore};
 use crate::engine::EngineHandle;
 use crate::loaded_model::LoadedModel;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +47,8 @@ pub struct AppState {
     pub clients: Arc<ClientSlots>,
     /// Requests whose response is not yet fully written (streams included).
     in_flight: Arc<AtomicUsize>,
+    /// Responses kept for `previous_response_id` (`--responses-store`).
+    pub responses: ResponseStore,
 }
 
 /// One request in flight; dropping it (the response is written, or abandoned) ends it.
@@ -63,13 +66,21 @@ pub struct Loaded {
 }
 
 impl AppState {
+    /// The state of a server keeping the default number of responses
+    /// ([`response_store::DEFAULT_CAPACITY`]).
     pub fn new(config: ServerConfig) -> Arc<Self> {
+        Self::with_responses_store(config, response_store::DEFAULT_CAPACITY)
+    }
+
+    /// The state of a server keeping at most `responses` responses (0: none).
+    pub fn with_responses_store(config: ServerConfig, responses: usize) -> Arc<Self> {
         Arc::new(Self {
             clients: ClientSlots::new(config.max_per_client),
             config,
             loaded: OnceLock::new(),
             started: crate::openai::unix_now(),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            responses: ResponseStore::new(responses),
         })
     }
 

@@ -73,10 +73,12 @@ pub fn assert_matches(name: &str, instance: &Value) {
 }
 
 /// Checks an answer of the router against OpenAI's schema for its endpoint: errors,
-/// chat and text completions (streamed or not), the model list and one model. Other
+/// chat and text completions (streamed or not), the model list and one model, responses
+/// (streamed or not, retrieved) and their input items. Other
 /// endpoints (llama-server's /tokenize, /health, /metrics) have no OpenAI schema.
 pub fn check(method: &str, path: &str, status: u16, body: &[u8]) {
-    let sse = body.starts_with(b"data:");
+    let sse = body.starts_with(b"data:") || body.starts_with(b"event:");
+    let path = path.split('?').next().unwrap_or(path);
     let json_body = || serde_json::from_slice::<Value>(body).ok();
     if status >= 400 {
         let v = json_body().unwrap_or_else(|| {
@@ -94,6 +96,11 @@ pub fn check(method: &str, path: &str, status: u16, body: &[u8]) {
             "CreateChatCompletionStreamResponse",
         ),
         ("POST", "/v1/completions") => ("CreateCompletionResponse", "CompletionStreamChunk"),
+        ("POST", "/v1/responses") => ("Response", "ResponseStreamEvent"),
+        ("GET", p) if p.starts_with("/v1/responses/") && p.ends_with("/input_items") => {
+            ("ResponseItemList", "")
+        }
+        ("GET", p) if p.starts_with("/v1/responses/") => ("Response", ""),
         ("GET", "/v1/models") => ("ListModelsResponse", ""),
         ("GET", p) if p.starts_with("/v1/models/") => ("Model", ""),
         _ => return,
@@ -103,12 +110,20 @@ pub fn check(method: &str, path: &str, status: u16, body: &[u8]) {
         return;
     }
     let text = std::str::from_utf8(body).expect("SSE is text");
-    for data in text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-    {
+    for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let line = |prefix: &str| event.lines().find_map(|l| l.strip_prefix(prefix));
+        let Some(data) = line("data: ").filter(|d| *d != "[DONE]") else {
+            continue;
+        };
         let chunk: Value = serde_json::from_str(data).expect("each chunk is JSON");
+        // A typed event (the Responses API) is named by its `event:` line.
+        if let Some(name) = line("event: ") {
+            assert_eq!(
+                Some(name),
+                chunk["type"].as_str(),
+                "event: line and type differ"
+            );
+        }
         let name = if chunk.get("error").is_some() {
             "ErrorResponse"
         } else {

@@ -6,6 +6,7 @@
 #     stream (clean end, exit 0);
 #   - two tiny reasoning models (the reasoning trace, tests/e2e/reasoning_sdk.py);
 #   - structured output and tool calls through both SDKs (structured_sdk.py, structured.mjs);
+#   - the Responses API through both SDKs (responses_sdk.py, responses.mjs);
 #   - hostile and slow clients (tests/e2e/hardening.py) and a 45 s soak (benches/soak.py);
 #   - `candor bench` (its JSON report);
 #   - the chat page in headless Chromium (tests/e2e/webui.mjs; screenshots into
@@ -22,7 +23,9 @@ KEY="e2e-key"
 
 venv="$CACHE/e2e-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import openai" 2>/dev/null || "$venv/bin/pip" install --quiet --disable-pip-version-check "openai>=1.50"
+# The Responses API's reasoning_text events need openai >= 1.99 (a cached venv may be older).
+"$venv/bin/python" -c "from openai.types.responses import ResponseReasoningTextDeltaEvent" 2>/dev/null \
+  || "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade "openai>=1.99"
 (cd tests/e2e && npm ci --silent --no-audit --no-fund)
 # The browser the page is tested in: Debian's, driven by playwright-core (which downloads
 # no browser of its own).
@@ -91,6 +94,12 @@ node tests/e2e/webui.mjs "http://127.0.0.1:$r1_port/" "http://127.0.0.1:$port/" 
 node tests/e2e/structured.mjs "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
   && passed=$((passed + 1)) || failed=$((failed + 1))
 
+# The Responses API (/v1/responses) through both SDKs, on the tiny Qwen3.
+"$venv/bin/python" tests/e2e/responses_sdk.py "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
+  && passed=$((passed + 1)) || failed=$((failed + 1))
+node tests/e2e/responses.mjs "http://127.0.0.1:$q3_port/v1" tiny-qwen3-think \
+  && passed=$((passed + 1)) || failed=$((failed + 1))
+
 # Issue 11's probes (slow and silent clients, the connection cap, errors of every layer,
 # SIGTERM with a half-sent request) on their own servers of the tiny model.
 "$venv/bin/python" tests/e2e/hardening.py "$BIN" "$ASSETS/tiny-qwen2-r1" \
@@ -115,6 +124,27 @@ body="$logs/body"
 curl -sS -N "$base/chat/completions" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
   -d '{"model":"smollm2","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"temperature":0,"stream":true}' >"$body"
 if check_sse "$body"; then echo "ok   curl SSE framing"; passed=$((passed + 1)); else failed=$((failed + 1)); cat "$body"; fi
+
+# curl: a streamed response of the Responses API, framed as OpenAI's: `event: TYPE` and
+# `data: {"type": TYPE, "sequence_number": N, ...}` pairs numbered from 0, created first,
+# completed or incomplete last, no [DONE].
+curl -sS -N "http://127.0.0.1:$q3_port/v1/responses" -H 'Content-Type: application/json' \
+  -d '{"input":"Hi","max_output_tokens":6,"temperature":0,"stream":true}' >"$body"
+if python3 - "$body" <<'PY'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+events = [e for e in raw.split(b"\n\n") if e and not e.startswith(b":")]
+types = []
+for n, e in enumerate(events):
+    name, data = e.split(b"\n")
+    assert name.startswith(b"event: ") and data.startswith(b"data: "), e
+    payload = json.loads(data[6:])
+    assert payload["type"] == name[7:].decode() and payload["sequence_number"] == n, e
+    types.append(payload["type"])
+assert types[0] == "response.created" and types[-1] in ("response.completed", "response.incomplete"), types
+assert b"[DONE]" not in raw
+PY
+then echo "ok   curl: Responses SSE framing (event: lines, sequence numbers)"; passed=$((passed + 1)); else failed=$((failed + 1)); cat "$body"; fi
 
 # SIGTERM while a stream is in flight: the stream still ends properly (finish chunk and
 # [DONE]), new connections are refused, and the server exits 0.
