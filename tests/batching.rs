@@ -129,6 +129,17 @@ fn requests(vocab: u32) -> Vec<(Vec<u32>, usize)> {
         .collect()
 }
 
+/// Bytes of one KV block of `block_size` tokens for `lm`, to size a pool in blocks.
+fn block_bytes(lm: &LoadedModel, block_size: usize) -> usize {
+    let c = lm.model.config();
+    candor_models::paged::PagedKvStore::bytes_per_block(
+        c.num_layers,
+        c.num_kv_heads,
+        c.head_dim,
+        block_size,
+    )
+}
+
 /// Eight running sequences, 24-token steps and 4-token blocks: tiny models' prompts span
 /// several steps and blocks.
 fn small_steps() -> EngineConfig {
@@ -222,12 +233,7 @@ async fn batched_equals_alone_on_smollm2() {
 async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
     let lm = tiny("llama");
     // 16 blocks of 4 tokens: enough for any one request, far less than eight at once.
-    let per_block = candor_models::paged::PagedKvStore::bytes_per_block(
-        lm.model.config().num_layers,
-        lm.model.config().num_kv_heads,
-        lm.model.config().head_dim,
-        4,
-    );
+    let per_block = block_bytes(&lm, 4);
     let small = EngineConfig {
         max_running: 8,
         max_batch_tokens: 24,
@@ -588,12 +594,7 @@ async fn prompt_logprobs_are_the_models_at_every_position() {
 #[tokio::test]
 async fn a_preempted_scoring_reports_each_prompt_token_once() {
     let lm = tiny("llama");
-    let per_block = candor_models::paged::PagedKvStore::bytes_per_block(
-        lm.model.config().num_layers,
-        lm.model.config().num_kv_heads,
-        lm.model.config().head_dim,
-        4,
-    );
+    let per_block = block_bytes(&lm, 4);
     // 20 blocks of 4 tokens: one 40-token prompt and its answer fit, four at once do not.
     let tight = EngineConfig {
         max_running: 4,

@@ -36,18 +36,8 @@ fn runtime(dir: &str) -> Arc<LoadedModel> {
 
 fn config(name: &str, keys: &[&str]) -> ServerConfig {
     ServerConfig {
-        served_model_name: name.into(),
         api_keys: keys.iter().map(|k| k.to_string()).collect(),
-        max_per_client: None,
-        ctx_size: Some(1024),
-        engine: Default::default(),
-        metrics: true,
-        webui: true,
-        cors_origins: Vec::new(),
-        body_limit_bytes: 1 << 20,
-        body_timeout: None,
-        request_timeout: None,
-        reasoning: Default::default(),
+        ..common::server_config(name)
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use axum::http::StatusCode;
 use axum::Router;
-use candor::api::{router, AppState, ServerConfig};
+use candor::api::{router, AppState};
 use candor::constraint::Grammar;
 use candor::loaded_model::{LoadConfig, LoadedModel};
 use candor::tools::{ToolDef, ToolFormat};
@@ -20,20 +20,7 @@ const Q3: &str = "tiny-qwen3-think";
 const R1: &str = "tiny-qwen2-r1";
 
 fn app_with(lm: Arc<LoadedModel>, name: &str) -> Router {
-    let state = AppState::new(ServerConfig {
-        served_model_name: name.into(),
-        api_keys: Vec::new(),
-        max_per_client: None,
-        ctx_size: Some(1024),
-        engine: Default::default(),
-        metrics: true,
-        webui: true,
-        cors_origins: Vec::new(),
-        body_limit_bytes: 1 << 20,
-        body_timeout: None,
-        request_timeout: None,
-        reasoning: Default::default(),
-    });
+    let state = AppState::new(common::server_config(name));
     state.set_loaded(lm);
     router(state)
 }

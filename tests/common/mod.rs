@@ -8,6 +8,7 @@ pub mod openai_schema;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
+use candor::api::ServerConfig;
 use candor::engine::EngineHandle;
 use candor::loaded_model::{LoadConfig, LoadedModel};
 use http_body_util::BodyExt;
@@ -15,6 +16,25 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
+
+/// The server settings the HTTP tests run with: no keys, no per-client bound, a
+/// 1,024-token context, metrics and the page on, no timeouts.
+pub fn server_config(name: &str) -> ServerConfig {
+    ServerConfig {
+        served_model_name: name.into(),
+        api_keys: Vec::new(),
+        max_per_client: None,
+        ctx_size: Some(1024),
+        engine: Default::default(),
+        metrics: true,
+        webui: true,
+        cors_origins: Vec::new(),
+        body_limit_bytes: 1 << 20,
+        body_timeout: None,
+        request_timeout: None,
+        reasoning: Default::default(),
+    }
+}
 
 /// $CANDOR_ASSETS, default ~/.cache/candor/assets.
 pub fn assets() -> PathBuf {
