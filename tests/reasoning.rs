@@ -295,31 +295,14 @@ fn the_rendered_prompt_decides_the_starting_phase() {
 // Part 2: over HTTP, with the tiny models.
 
 fn runtime(dir: &str) -> Arc<LoadedModel> {
-    type Loaded = std::sync::Mutex<Vec<(String, Arc<LoadedModel>)>>;
-    static LOADED: OnceLock<Loaded> = OnceLock::new();
-    let mut all = LOADED.get_or_init(Default::default).lock().unwrap();
-    if let Some((_, lm)) = all.iter().find(|(d, _)| d == dir) {
-        return lm.clone();
-    }
-    let lm = common::load(asset(dir));
-    all.push((dir.to_string(), lm.clone()));
-    lm
+    common::load_asset_once(dir)
 }
 
 fn app(dir: &str, reasoning: ReasoningConfig) -> Router {
     let state = AppState::new(ServerConfig {
-        served_model_name: dir.into(),
-        api_keys: Vec::new(),
-        max_per_client: None,
         ctx_size: None,
-        engine: Default::default(),
-        metrics: true,
-        webui: true,
-        cors_origins: Vec::new(),
-        body_limit_bytes: 1 << 20,
-        body_timeout: None,
-        request_timeout: None,
         reasoning,
+        ..common::server_config(dir)
     });
     state.set_loaded(runtime(dir));
     router(state)

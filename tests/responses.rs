@@ -13,25 +13,17 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use candor::api::{router, AppState, ServerConfig};
 use candor::loaded_model::LoadedModel;
-use common::{asset, send};
+use common::send;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 const R1: &str = "tiny-qwen2-r1";
 const Q3: &str = "tiny-qwen3-think";
 
 fn runtime(dir: &str) -> Arc<LoadedModel> {
-    type Loaded = std::sync::Mutex<Vec<(String, Arc<LoadedModel>)>>;
-    static LOADED: OnceLock<Loaded> = OnceLock::new();
-    let mut all = LOADED.get_or_init(Default::default).lock().unwrap();
-    if let Some((_, lm)) = all.iter().find(|(d, _)| d == dir) {
-        return lm.clone();
-    }
-    let lm = common::load(asset(dir));
-    all.push((dir.to_string(), lm.clone()));
-    lm
+    common::load_asset_once(dir)
 }
 
 fn config(name: &str, keys: &[&str]) -> ServerConfig {

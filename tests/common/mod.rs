@@ -36,6 +36,22 @@ pub fn server_config(name: &str) -> ServerConfig {
     }
 }
 
+/// The model in the asset folder `dir`, loaded once per test binary.
+pub fn load_asset_once(dir: &str) -> Arc<LoadedModel> {
+    type Loaded = std::sync::Mutex<Vec<(String, Arc<LoadedModel>)>>;
+    static LOADED: OnceLock<Loaded> = OnceLock::new();
+    let mut all = LOADED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, lm)) = all.iter().find(|(d, _)| d == dir) {
+        return lm.clone();
+    }
+    let lm = load(asset(dir));
+    all.push((dir.to_string(), lm.clone()));
+    lm
+}
+
 /// $CANDOR_ASSETS, default ~/.cache/candor/assets.
 pub fn assets() -> PathBuf {
     std::env::var_os("CANDOR_ASSETS")
