@@ -394,18 +394,8 @@ async fn prompts_arriving_together_compute_their_common_start_once() {
 
 fn server(engine: EngineConfig) -> (axum::Router, Arc<AppState>) {
     let state = AppState::new(ServerConfig {
-        served_model_name: "smollm2".into(),
-        api_keys: Vec::new(),
-        max_per_client: None,
-        ctx_size: Some(1024),
         engine,
-        metrics: true,
-        webui: true,
-        cors_origins: Vec::new(),
-        body_limit_bytes: 1 << 20,
-        body_timeout: None,
-        request_timeout: None,
-        reasoning: Default::default(),
+        ..common::server_config("smollm2")
     });
     state.set_loaded(smollm2());
     (router(state.clone()), state)
