@@ -2,6 +2,7 @@
 //! `inspect`, and the parsers of the values they take. `main.rs` turns them into the
 //! library's config structs (`ServerConfig`, `EngineConfig`, `LoadConfig`).
 
+use crate::engine::KvCacheSize;
 use crate::reasoning::{EffortBudgets, ReasoningFormat};
 use crate::tools::ToolFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -194,10 +195,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512)]
     pub max_batch_tokens: usize,
     /// KV cache size: bytes with an optional unit (`2GiB`, `512MiB`, `800MB`) or a fraction
-    /// of the available memory (`0.25`). Default: enough for --max-running full contexts,
-    /// at most a quarter of the available memory.
+    /// of the memory free at startup (`0.25`): the GPU's memory after the weights on a
+    /// GPU (like vLLM's --gpu-memory-utilization, but of what is left), else the system's.
+    /// Default: enough for --max-running full contexts, at most a quarter of the system's
+    /// available memory on the CPU, 80% of the GPU's free memory on a GPU.
     #[arg(long, value_parser = parse_memory)]
-    pub kv_cache_memory: Option<Memory>,
+    pub kv_cache_memory: Option<KvCacheSize>,
     /// Tokens per KV cache block.
     #[arg(long, default_value_t = 16)]
     pub block_size: usize,
@@ -291,19 +294,11 @@ fn reasoning_format_parser() -> impl clap::builder::TypedValueParser<Value = Rea
     .map(|s| s.parse().expect("one of ReasoningFormat::NAMES"))
 }
 
-/// A memory amount from the command line.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Memory {
-    Bytes(usize),
-    /// Of the memory available when the server starts.
-    Fraction(f64),
-}
-
-fn parse_memory(s: &str) -> Result<Memory, String> {
+fn parse_memory(s: &str) -> Result<KvCacheSize, String> {
     let t = s.trim();
     if let Ok(f) = t.parse::<f64>() {
         if f > 0.0 && f <= 1.0 && t.contains('.') {
-            return Ok(Memory::Fraction(f));
+            return Ok(KvCacheSize::Fraction(f));
         }
     }
     let split = t
@@ -323,7 +318,7 @@ fn parse_memory(s: &str) -> Result<Memory, String> {
         "gib" => (1u64 << 30) as f64,
         other => return Err(format!("`{s}`: unknown unit `{other}`")),
     };
-    Ok(Memory::Bytes((n * mult) as usize))
+    Ok(KvCacheSize::Bytes((n * mult) as usize))
 }
 
 #[cfg(test)]
@@ -332,11 +327,11 @@ mod tests {
 
     #[test]
     fn memory_amounts() {
-        assert_eq!(parse_memory("2GiB"), Ok(Memory::Bytes(2 << 30)));
-        assert_eq!(parse_memory("512MiB"), Ok(Memory::Bytes(512 << 20)));
-        assert_eq!(parse_memory("800MB"), Ok(Memory::Bytes(800_000_000)));
-        assert_eq!(parse_memory("1000"), Ok(Memory::Bytes(1000)));
-        assert_eq!(parse_memory("0.25"), Ok(Memory::Fraction(0.25)));
+        assert_eq!(parse_memory("2GiB"), Ok(KvCacheSize::Bytes(2 << 30)));
+        assert_eq!(parse_memory("512MiB"), Ok(KvCacheSize::Bytes(512 << 20)));
+        assert_eq!(parse_memory("800MB"), Ok(KvCacheSize::Bytes(800_000_000)));
+        assert_eq!(parse_memory("1000"), Ok(KvCacheSize::Bytes(1000)));
+        assert_eq!(parse_memory("0.25"), Ok(KvCacheSize::Fraction(0.25)));
         assert!(parse_memory("lots").is_err());
         assert!(parse_memory("3 parsecs").is_err());
     }

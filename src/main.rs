@@ -82,13 +82,8 @@ fn run_serve(args: ServeArgs) -> Result<()> {
                 max_running: args.max_running.max(1),
                 max_batch_tokens: args.max_batch_tokens.max(1),
                 block_size: args.block_size.max(1),
-                kv_cache_bytes: args.kv_cache_memory.map(|m| match m {
-                    candor::cli::Memory::Bytes(b) => b,
-                    candor::cli::Memory::Fraction(f) => {
-                        (candor::engine::runner::available_memory().unwrap_or(0) as f64 * f)
-                            as usize
-                    }
-                }),
+                kv_cache: args.kv_cache_memory,
+                attention: None,
             },
             metrics: !args.no_metrics,
             webui: !args.no_webui,
@@ -164,7 +159,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
                 ),
             }
             let lm = Arc::new(lm);
-            loader_state.set_loaded(lm.clone());
+            loader_state.set_loaded(lm.clone())?;
             // The vocabulary for structured output, built now rather than by the first
             // request that asks for it.
             std::thread::spawn(move || {
@@ -352,14 +347,14 @@ fn report(u: &Usage) {
 
 /// The engine the CLI commands run on: one sequence at a time, the KV cache kept between
 /// the turns of a chat by the prefix cache.
-fn cli_engine(lm: Arc<LoadedModel>) -> EngineHandle {
+fn cli_engine(lm: Arc<LoadedModel>) -> anyhow::Result<EngineHandle> {
     let context = lm.context_length();
     let cfg = EngineConfig {
         max_queue: 0,
         max_running: 1,
         ..EngineConfig::default()
     };
-    EngineHandle::start(lm, cfg, context)
+    Ok(EngineHandle::start(lm, cfg, context)?)
 }
 
 /// Runs one prompt, printing the answer as it is produced; returns it with its counts.
@@ -406,7 +401,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         messages.push(json!({"role": "user", "content": args.prompt}));
         chat_prompt(&lm, &messages)?
     };
-    let engine = cli_engine(Arc::new(lm));
+    let engine = cli_engine(Arc::new(lm))?;
     let (_, usage) = run_prompt(&engine, prompt, &params(&args.sampling))?;
     println!();
     report(&usage);
@@ -425,7 +420,7 @@ fn run_chat(args: ChatArgs) -> Result<()> {
     let params = params(&args.sampling);
     eprintln!("chatting with {}: type a message and press enter; /reset clears the conversation, /exit or Ctrl-D quits", lm.name);
     let lm = Arc::new(lm);
-    let engine = cli_engine(lm.clone());
+    let engine = cli_engine(lm.clone())?;
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
@@ -479,7 +474,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         generate_tokens: args.gen_tokens,
         repetitions: args.repetitions.max(1),
     };
-    let engine = cli_engine(lm.clone());
+    let engine = cli_engine(lm.clone())?;
     let runs = bench::run(&lm, &engine, spec, |rep, u| {
         tracing::info!(
             "repetition {rep}/{}: prompt {:.2} tok/s, generation {:.2} tok/s",

@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use candor::api::{router, AppState, ServerConfig};
 use candor::engine::params::GenerateParams;
 use candor::engine::sampler::SamplingParams;
-use candor::engine::{EngineConfig, EngineHandle, Event, Usage};
+use candor::engine::{EngineConfig, EngineHandle, Event, KvCacheSize, Usage};
 use candor::loaded_model::{LoadConfig, LoadedModel};
+use candor_models::{DType, PagedAttention};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -92,6 +93,52 @@ fn tiny_in(family: &str, dtype: Option<candor_models::DType>) -> Arc<LoadedModel
     Arc::new(lm)
 }
 
+/// A way the engine's KV pool can be computed and read: the model's dtype and the
+/// attention path. The CPU f32 kernel, and the candle-ops path a GPU takes, in f32, f16 and
+/// bf16 (on the CPU here).
+#[derive(Clone, Copy)]
+struct KvPath {
+    name: &'static str,
+    dtype: Option<DType>,
+    attention: Option<PagedAttention>,
+}
+
+const KV_PATHS: [KvPath; 4] = [
+    KvPath {
+        name: "f32 kernel",
+        dtype: None,
+        attention: None,
+    },
+    KvPath {
+        name: "f32 candle ops",
+        dtype: None,
+        attention: Some(PagedAttention::Reference),
+    },
+    KvPath {
+        name: "f16 candle ops",
+        dtype: Some(DType::F16),
+        attention: None,
+    },
+    KvPath {
+        name: "bf16 candle ops",
+        dtype: Some(DType::BF16),
+        attention: None,
+    },
+];
+
+impl KvPath {
+    fn model(&self, family: &str) -> Arc<LoadedModel> {
+        tiny_in(family, self.dtype)
+    }
+
+    fn config(&self, cfg: EngineConfig) -> EngineConfig {
+        EngineConfig {
+            attention: self.attention,
+            ..cfg
+        }
+    }
+}
+
 fn smollm2() -> Arc<LoadedModel> {
     common::smollm2()
 }
@@ -137,6 +184,7 @@ fn block_bytes(lm: &LoadedModel, block_size: usize) -> usize {
         c.num_kv_heads,
         c.head_dim,
         block_size,
+        lm.model.dtype(),
     )
 }
 
@@ -163,7 +211,8 @@ async fn batched_equals_alone(lm: Arc<LoadedModel>, name: &str, cfg: EngineConfi
             ..cfg.clone()
         },
         ctx,
-    );
+    )
+    .unwrap();
     let mut alone = Vec::new();
     for (p, n) in &reqs {
         let rx = alone_engine
@@ -173,7 +222,7 @@ async fn batched_equals_alone(lm: Arc<LoadedModel>, name: &str, cfg: EngineConfi
         alone.push(collect(rx).await.0);
     }
     // Batched: all at once.
-    let engine = EngineHandle::start(lm.clone(), cfg, ctx);
+    let engine = EngineHandle::start(lm.clone(), cfg, ctx).unwrap();
     let rxs: Vec<_> = reqs
         .iter()
         .map(|(p, n)| {
@@ -200,23 +249,13 @@ async fn batched_equals_alone(lm: Arc<LoadedModel>, name: &str, cfg: EngineConfi
 }
 
 #[tokio::test]
-async fn batched_equals_alone_for_every_family() {
-    for family in FAMILIES {
-        let cfg = small_steps();
-        batched_equals_alone(tiny(family), family, cfg).await;
+async fn batched_equals_alone_for_every_family_on_every_path() {
+    for path in KV_PATHS {
+        for family in FAMILIES {
+            let name = format!("{family}, {}", path.name);
+            batched_equals_alone(path.model(family), &name, path.config(small_steps())).await;
+        }
     }
-}
-
-#[tokio::test]
-async fn batched_equals_alone_without_the_paged_pool() {
-    // f16 compute is outside the paged kernel: each sequence gets a contiguous cache.
-    let lm = tiny_in("qwen3", Some(candor_models::DType::F16));
-    let cfg = EngineConfig {
-        max_running: 8,
-        max_batch_tokens: 24,
-        ..Default::default()
-    };
-    batched_equals_alone(lm, "qwen3 f16", cfg).await;
 }
 
 #[tokio::test]
@@ -231,27 +270,34 @@ async fn batched_equals_alone_on_smollm2() {
 
 #[tokio::test]
 async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
-    let lm = tiny("llama");
+    for path in KV_PATHS {
+        a_tiny_pool_preempts(path).await;
+    }
+}
+
+async fn a_tiny_pool_preempts(path: KvPath) {
+    let lm = path.model("llama");
     // 16 blocks of 4 tokens: enough for any one request, far less than eight at once.
     let per_block = block_bytes(&lm, 4);
-    let small = EngineConfig {
+    let small = path.config(EngineConfig {
         max_running: 8,
         max_batch_tokens: 24,
         block_size: 4,
-        kv_cache_bytes: Some(16 * per_block),
+        kv_cache: Some(KvCacheSize::Bytes(16 * per_block)),
         ..Default::default()
-    };
+    });
     let ctx = lm.context_length();
     let reqs = requests(256);
     let big = EngineHandle::start(
         lm.clone(),
-        EngineConfig {
+        path.config(EngineConfig {
             block_size: 4,
             ..Default::default()
-        },
+        }),
         ctx,
-    );
-    let tight = EngineHandle::start(lm.clone(), small, ctx);
+    )
+    .unwrap();
+    let tight = EngineHandle::start(lm.clone(), small, ctx).unwrap();
     let submit_all = |e: &EngineHandle| {
         reqs.iter()
             .map(|(p, n)| {
@@ -264,13 +310,13 @@ async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
     let want = futures_util::future::join_all(submit_all(&big).into_iter().map(collect)).await;
     let got = futures_util::future::join_all(submit_all(&tight).into_iter().map(collect)).await;
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g.0, w.0, "request {i}");
+        assert_eq!(g.0, w.0, "{}: request {i}", path.name);
     }
     let preemptions = tight
         .metrics()
         .preemptions
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(preemptions > 0, "the pool was never short");
+    assert!(preemptions > 0, "{}: the pool was never short", path.name);
     // A request that can never fit is refused up front.
     let err = tight
         .submit(vec![1; 40], vec![greedy(30)], true)
@@ -287,7 +333,8 @@ async fn a_tiny_pool_preempts_and_every_request_still_completes_the_same() {
             ..Default::default()
         },
         ctx,
-    );
+    )
+    .unwrap();
     let err = one
         .submit(vec![1, 2], vec![greedy(2), greedy(2)], true)
         .unwrap_err();
@@ -308,12 +355,16 @@ async fn run_one(e: &EngineHandle, prompt: &[u32], max_tokens: usize) -> (Vec<u3
 
 #[tokio::test]
 async fn prompts_reuse_cached_blocks_down_to_the_token() {
-    for family in ["llama", "gemma3"] {
-        let lm = tiny(family);
+    for (path, family) in KV_PATHS
+        .iter()
+        .flat_map(|p| ["llama", "gemma3"].map(|f| (p, f)))
+    {
+        let lm = path.model(family);
+        let family = format!("{family}, {}", path.name);
         let ctx = lm.context_length();
-        let cfg = small_steps();
-        let warm = EngineHandle::start(lm.clone(), cfg.clone(), ctx);
-        let cold = || EngineHandle::start(lm.clone(), cfg.clone(), ctx);
+        let cfg = path.config(small_steps());
+        let warm = EngineHandle::start(lm.clone(), cfg.clone(), ctx).unwrap();
+        let cold = || EngineHandle::start(lm.clone(), cfg.clone(), ctx).unwrap();
         // 18 prompt tokens: 4 full blocks and 2 tokens of a fifth.
         let prompt: Vec<u32> = (0..18u32).map(|j| (j * 37 + 11) % 256).collect();
         let (first, u) = run_one(&warm, &prompt, 6).await;
@@ -349,9 +400,15 @@ async fn prompts_reuse_cached_blocks_down_to_the_token() {
 
 #[tokio::test]
 async fn prompts_arriving_together_compute_their_common_start_once() {
-    let lm = tiny("qwen3");
+    for path in KV_PATHS {
+        arriving_together(path).await;
+    }
+}
+
+async fn arriving_together(path: KvPath) {
+    let lm = path.model("qwen3");
     let ctx = lm.context_length();
-    let cfg = small_steps();
+    let cfg = path.config(small_steps());
     // Eight prompts opening with the same 22 tokens (a system prompt), then each its own.
     let common: Vec<u32> = (0..22u32).map(|j| (j * 13 + 3) % 256).collect();
     let reqs: Vec<Vec<u32>> = (0..8u32)
@@ -364,12 +421,16 @@ async fn prompts_arriving_together_compute_their_common_start_once() {
     let mut alone = Vec::new();
     for p in &reqs {
         alone.push(
-            run_one(&EngineHandle::start(lm.clone(), cfg.clone(), ctx), p, 5)
-                .await
-                .0,
+            run_one(
+                &EngineHandle::start(lm.clone(), cfg.clone(), ctx).unwrap(),
+                p,
+                5,
+            )
+            .await
+            .0,
         );
     }
-    let engine = EngineHandle::start(lm.clone(), cfg, ctx);
+    let engine = EngineHandle::start(lm.clone(), cfg, ctx).unwrap();
     let rxs: Vec<_> = reqs
         .iter()
         .map(|p| {
@@ -381,10 +442,14 @@ async fn prompts_arriving_together_compute_their_common_start_once() {
         .collect();
     let outs = futures_util::future::join_all(rxs.into_iter().map(collect)).await;
     for (i, ((tokens, usage), want)) in outs.iter().zip(&alone).enumerate() {
-        assert_eq!(tokens, want, "request {i}");
+        assert_eq!(tokens, want, "{}: request {i}", path.name);
         if i > 0 {
             // The 5 full blocks of the common start came from the first request's pass.
-            assert!(usage.cached_tokens >= 20, "request {i}: {usage:?}");
+            assert!(
+                usage.cached_tokens >= 20,
+                "{}: request {i}: {usage:?}",
+                path.name
+            );
         }
     }
 }
@@ -397,7 +462,7 @@ fn server(engine: EngineConfig) -> (axum::Router, Arc<AppState>) {
         engine,
         ..common::server_config("smollm2")
     });
-    state.set_loaded(smollm2());
+    state.set_loaded(smollm2()).unwrap();
     (router(state.clone()), state)
 }
 
@@ -520,7 +585,7 @@ async fn prompt_logprobs_are_the_models_at_every_position() {
         let prompts: Vec<Vec<u32>> = (0..4u32)
             .map(|i| (0..50u32).map(|j| (j * 37 + i * 11 + 3) % 200).collect())
             .collect();
-        let engine = EngineHandle::start(lm.clone(), small_steps(), ctx);
+        let engine = EngineHandle::start(lm.clone(), small_steps(), ctx).unwrap();
         // The first prompt once without scoring: its blocks are now in the prefix cache,
         // which a scored prompt must not use for the positions it reports.
         collect(
@@ -590,10 +655,10 @@ async fn a_preempted_scoring_reports_each_prompt_token_once() {
         max_running: 4,
         max_batch_tokens: 24,
         block_size: 4,
-        kv_cache_bytes: Some(20 * per_block),
+        kv_cache: Some(KvCacheSize::Bytes(20 * per_block)),
         ..Default::default()
     };
-    let engine = EngineHandle::start(lm.clone(), tight, lm.context_length());
+    let engine = EngineHandle::start(lm.clone(), tight, lm.context_length()).unwrap();
     let prompts: Vec<Vec<u32>> = (0..4u32)
         .map(|i| (0..40u32).map(|j| (j * 13 + i * 7 + 1) % 200).collect())
         .collect();

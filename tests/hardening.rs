@@ -44,7 +44,7 @@ fn config() -> ServerConfig {
 
 fn app(cfg: ServerConfig) -> (Router, Arc<AppState>) {
     let state = AppState::new(cfg);
-    state.set_loaded(common::smollm2());
+    state.set_loaded(common::smollm2()).unwrap();
     (router(state.clone()), state)
 }
 

@@ -43,7 +43,7 @@ fn app() -> Router {
     let state = STATE
         .get_or_init(|| {
             let s = AppState::new(config(None));
-            s.set_loaded(runtime());
+            s.set_loaded(runtime()).unwrap();
             s
         })
         .clone();
@@ -358,7 +358,7 @@ async fn request_errors() {
 #[tokio::test]
 async fn api_key_is_required_except_for_health() {
     let state = AppState::new(config(Some("sekret")));
-    state.set_loaded(runtime());
+    state.set_loaded(runtime()).unwrap();
     let app = router(state);
     let (s, _) = send(app.clone(), "GET", "/health", None).await;
     assert_eq!(s, StatusCode::OK);
@@ -390,7 +390,7 @@ async fn api_key_is_required_except_for_health() {
 /// A router over its own state (its own engine and queue), for tests that occupy it.
 fn own_app(cfg: ServerConfig) -> (Router, Arc<AppState>) {
     let state = AppState::new(cfg);
-    state.set_loaded(runtime());
+    state.set_loaded(runtime()).unwrap();
     (router(state.clone()), state)
 }
 

@@ -304,7 +304,7 @@ fn app(dir: &str, reasoning: ReasoningConfig) -> Router {
         reasoning,
         ..common::server_config(dir)
     });
-    state.set_loaded(runtime(dir));
+    state.set_loaded(runtime(dir)).unwrap();
     router(state)
 }
 

@@ -35,7 +35,7 @@ fn config(name: &str, keys: &[&str]) -> ServerConfig {
 
 fn app_with(name: &str, keys: &[&str], store: usize) -> Router {
     let state = AppState::with_responses_store(config(name, keys), store);
-    state.set_loaded(runtime(name));
+    state.set_loaded(runtime(name)).unwrap();
     router(state)
 }
 

@@ -34,7 +34,7 @@ fn model(name: &str) -> Arc<LoadedModel> {
 
 fn app(name: &str) -> Router {
     let state = AppState::new(common::server_config(name));
-    state.set_loaded(model(name));
+    state.set_loaded(model(name)).unwrap();
     router(state)
 }
 

@@ -21,7 +21,7 @@ const R1: &str = "tiny-qwen2-r1";
 
 fn app_with(lm: Arc<LoadedModel>, name: &str) -> Router {
     let state = AppState::new(common::server_config(name));
-    state.set_loaded(lm);
+    state.set_loaded(lm).unwrap();
     router(state)
 }
 

@@ -285,7 +285,7 @@ async fn the_page_is_public_while_the_api_needs_the_key() {
 
 async fn model_entry(model: std::sync::Arc<candor::loaded_model::LoadedModel>) -> Value {
     let state = AppState::new(config(None, true));
-    state.set_loaded(model);
+    state.set_loaded(model).unwrap();
     let (status, _, body) = get(&router(state), "/v1/models", &[]).await;
     assert_eq!(status, StatusCode::OK);
     let list: Value = serde_json::from_slice(&body).unwrap();

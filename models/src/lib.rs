@@ -10,8 +10,8 @@
 //!   runs and the SIMD helpers the kernels share.
 //! - [`layers`] and [`transformer`]: the shared decoder, whose forward pass takes a batch
 //!   of [`SequenceInput`]s with caller-owned KV caches ([`kv_cache`]).
-//! - [`paged`]: a block-paged KV cache shared by a batch, and the attention that reads
-//!   its blocks in place.
+//! - [`paged`]: a block-paged KV cache shared by a batch on any device and dtype, and the
+//!   attention that reads its blocks (in place on the CPU in f32).
 //!
 //! This crate knows nothing of tokenizers, requests or scheduling.
 
@@ -36,7 +36,7 @@ pub use checkpoint::{Checkpoint, Format, LoadOptions};
 pub use config::{Arch, ModelConfig};
 pub use error::{ModelError, Result};
 pub use kv_cache::{ContiguousCache, KvCache};
-pub use paged::{PagedKvStore, PagedSeqCache};
+pub use paged::{PagedAttention, PagedKvStore, PagedSeqCache};
 pub use transformer::{LogitsFor, Model, SequenceInput};
 
 pub use candle_core::{DType, Device, Tensor};

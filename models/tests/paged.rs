@@ -1,14 +1,15 @@
 //! The paged KV cache inside the whole model: on the tiny reference models of
-//! tests/data (see golden.rs), [`PagedSeqCache`]s over one shared [`PagedKvStore`] must
-//! give the logits [`ContiguousCache`] gives, for prefill and decode, chunked prefill, a
+//! tests/data (see golden.rs), [`PagedSeqCache`]s over one shared [`PagedKvStore`], read by
+//! the CPU kernel and by the candle-ops path, must give the logits [`ContiguousCache`] gives
+//! (and transformers' within 1e-4), for prefill and decode, chunked prefill, a
 //! batch of sequences sharing the store, and a sequence that starts from another's
 //! prefix blocks (whole blocks shared, or a partial block copied on write).
 
 mod common;
 
 use candor_models::{
-    Checkpoint, ContiguousCache, Device, KvCache, LoadOptions, LogitsFor, Model, PagedKvStore,
-    PagedSeqCache, SequenceInput, Tensor,
+    Checkpoint, ContiguousCache, DType, Device, KvCache, LoadOptions, LogitsFor, Model,
+    PagedAttention, PagedKvStore, PagedSeqCache, SequenceInput, Tensor,
 };
 use common::{data_dir, max_abs_diff};
 use std::sync::{Arc, Mutex};
@@ -41,16 +42,28 @@ fn reference(case: &str) -> (Vec<u32>, Tensor) {
     (ids.into_iter().map(|i| i as u32).collect(), logits)
 }
 
-fn store(model: &Model, block_size: usize, num_blocks: usize) -> Arc<Mutex<PagedKvStore>> {
+/// Every case on both paths of the CPU in f32: the kernel, and the candle ops a GPU runs.
+fn cases() -> impl Iterator<Item = (&'static str, PagedAttention)> {
+    CASES
+        .into_iter()
+        .flat_map(|c| [PagedAttention::CpuKernel, PagedAttention::Reference].map(|a| (c, a)))
+}
+
+fn store(
+    model: &Model,
+    attention: PagedAttention,
+    block_size: usize,
+    num_blocks: usize,
+) -> Arc<Mutex<PagedKvStore>> {
     let c = model.config();
-    let s = PagedKvStore::new(
+    let dims = [
         c.num_layers,
         c.num_kv_heads,
         c.head_dim,
         block_size,
         num_blocks,
-    )
-    .unwrap();
+    ];
+    let s = PagedKvStore::with(attention, dims, DType::F32, &Device::Cpu).unwrap();
     Arc::new(Mutex::new(s))
 }
 
@@ -91,24 +104,24 @@ fn report(what: &str, case: &str, diff: f32, tol: f32) {
 /// Prefill 8 tokens, then decode 4 one by one, through blocks of 4 in scattered order.
 #[test]
 fn prefill_then_decode_matches_contiguous() {
-    for case in CASES {
+    for (case, attention) in cases() {
         let model = load(case);
         let (ids, want) = reference(case);
         let chunks = [8, 1, 1, 1, 1];
-        let mut paged = PagedSeqCache::new(store(&model, 4, 10), &[5, 2, 9], 0);
+        let mut paged = PagedSeqCache::new(store(&model, attention, 4, 10), &[5, 2, 9], 0);
         let ours = run(&model, &mut paged, &ids, &chunks);
         let mut contiguous = ContiguousCache::new(model.config().num_layers);
         let theirs = run(&model, &mut contiguous, &ids, &chunks);
         assert_eq!(paged.len(), ids.len());
         report(
             "paged vs contiguous",
-            case,
+            &format!("{case} ({attention:?})"),
             max_abs_diff(&ours, &theirs),
             TOL,
         );
         report(
             "paged vs transformers",
-            case,
+            &format!("{case} ({attention:?})"),
             max_abs_diff(&ours, &want),
             REFERENCE_TOL,
         );
@@ -118,14 +131,19 @@ fn prefill_then_decode_matches_contiguous() {
 /// Prefill in chunks that start and end inside blocks of 3.
 #[test]
 fn chunked_prefill_matches_contiguous() {
-    for case in CASES {
+    for (case, attention) in cases() {
         let model = load(case);
         let (ids, _) = reference(case);
         let chunks = [5, 3, 2, 1, 1];
-        let mut paged = PagedSeqCache::new(store(&model, 3, 6), &[4, 1, 5, 0], 0);
+        let mut paged = PagedSeqCache::new(store(&model, attention, 3, 6), &[4, 1, 5, 0], 0);
         let ours = run(&model, &mut paged, &ids, &chunks);
         let theirs = from_scratch(&model, &ids);
-        report("chunked prefill", case, max_abs_diff(&ours, &theirs), TOL);
+        report(
+            "chunked prefill",
+            &format!("{case} ({attention:?})"),
+            max_abs_diff(&ours, &theirs),
+            TOL,
+        );
     }
 }
 
@@ -141,11 +159,11 @@ struct Tracked {
 /// equal the same batch run on contiguous caches.
 #[test]
 fn batch_sharing_one_store() {
-    for case in CASES {
+    for (case, attention) in cases() {
         let model = load(case);
         let (ids, _) = reference(case);
         let layers = model.config().num_layers;
-        let store = store(&model, 4, 8);
+        let store = store(&model, attention, 4, 8);
         // Interleaved, so that a write past a sequence's own blocks would hit the other's.
         let mut seqs = [
             Tracked {
@@ -205,7 +223,12 @@ fn batch_sharing_one_store() {
                 assert_eq!(s.len, s.contiguous.len());
             }
         }
-        report("batch of two in one store", case, worst, TOL);
+        report(
+            "batch of two in one store",
+            &format!("{case} ({attention:?})"),
+            worst,
+            TOL,
+        );
     }
 }
 
@@ -217,10 +240,10 @@ const OTHER: [u32; 4] = [250, 3, 77, 140];
 /// the first sequence's later steps are unaffected.
 #[test]
 fn shared_prefix_blocks() {
-    for case in CASES {
+    for (case, attention) in cases() {
         let model = load(case);
         let (ids, _) = reference(case);
-        let store = store(&model, 4, 8);
+        let store = store(&model, attention, 4, 8);
         let mut first = PagedSeqCache::new(store.clone(), &[3, 0, 5], 0);
         run(&model, &mut first, &ids, &[12]);
 
@@ -228,7 +251,12 @@ fn shared_prefix_blocks() {
         let ours = run(&model, &mut second, &OTHER, &[3, 1]);
         let whole = [&ids[..8], &OTHER[..]].concat();
         let theirs = from_scratch(&model, &whole).narrow(0, 8, 4).unwrap();
-        report("shared prefix", case, max_abs_diff(&ours, &theirs), TOL);
+        report(
+            "shared prefix",
+            &format!("{case} ({attention:?})"),
+            max_abs_diff(&ours, &theirs),
+            TOL,
+        );
 
         // The first sequence goes on as if alone.
         let mut first = PagedSeqCache::new(store.clone(), &[3, 0, 5, 1], 12);
@@ -237,7 +265,7 @@ fn shared_prefix_blocks() {
         let theirs = from_scratch(&model, &whole).narrow(0, 12, 1).unwrap();
         report(
             "prefix owner after sharing",
-            case,
+            &format!("{case} ({attention:?})"),
             max_abs_diff(&next, &theirs),
             TOL,
         );
@@ -249,10 +277,10 @@ fn shared_prefix_blocks() {
 /// sequence's copy of it stays intact.
 #[test]
 fn copy_on_write_of_a_partial_block() {
-    for case in CASES {
+    for (case, attention) in cases() {
         let model = load(case);
         let (ids, _) = reference(case);
-        let store = store(&model, 4, 8);
+        let store = store(&model, attention, 4, 8);
         let mut first = PagedSeqCache::new(store.clone(), &[3, 0, 5], 0);
         run(&model, &mut first, &ids, &[12]);
 
@@ -263,7 +291,7 @@ fn copy_on_write_of_a_partial_block() {
         let theirs = from_scratch(&model, &whole).narrow(0, 6, 4).unwrap();
         report(
             "copy-on-write prefix",
-            case,
+            &format!("{case} ({attention:?})"),
             max_abs_diff(&ours, &theirs),
             TOL,
         );
@@ -274,7 +302,7 @@ fn copy_on_write_of_a_partial_block() {
         let theirs = from_scratch(&model, &whole).narrow(0, 12, 1).unwrap();
         report(
             "partial block owner after copy",
-            case,
+            &format!("{case} ({attention:?})"),
             max_abs_diff(&next, &theirs),
             TOL,
         );

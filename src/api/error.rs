@@ -241,6 +241,8 @@ impl ApiError {
             }
             EngineError::TooManyChoices { .. } => Self::bad_request(e.to_string(), Some(param)),
             EngineError::Stopped => Self::internal("the engine has stopped"),
+            // Only starting an engine fails this way, never a submission.
+            EngineError::KvCache(m) => Self::internal(m),
         }
     }
 

@@ -4,7 +4,7 @@
 use crate::api::admission::ClientSlots;
 use crate::api::error::ApiError;
 use crate::api::response_store::{self, ResponseStore};
-use crate::engine::EngineHandle;
+use crate::engine::{EngineError, EngineHandle};
 use crate::loaded_model::LoadedModel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -95,11 +95,13 @@ impl AppState {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Makes the model available to requests.
-    pub fn set_loaded(&self, model: Arc<LoadedModel>) {
+    /// Starts the engine on the model and makes it available to requests; fails when
+    /// the engine cannot start (its KV cache does not fit).
+    pub fn set_loaded(&self, model: Arc<LoadedModel>) -> Result<(), EngineError> {
         let context = self.context_length(&model);
-        let engine = EngineHandle::start(model.clone(), self.config.engine.clone(), context);
+        let engine = EngineHandle::start(model.clone(), self.config.engine.clone(), context)?;
         let _ = self.loaded.set(Loaded { model, engine });
+        Ok(())
     }
 
     pub fn loaded(&self) -> Result<&Loaded, ApiError> {

@@ -21,6 +21,7 @@ pub mod sequence;
 pub mod worker;
 
 use crate::loaded_model::LoadedModel;
+use candor_models::PagedAttention;
 use metrics::Metrics;
 use params::GenerateParams;
 use runner::Runner;
@@ -44,9 +45,20 @@ pub struct EngineConfig {
     pub max_batch_tokens: usize,
     /// Tokens per KV block.
     pub block_size: usize,
-    /// Bytes of KV cache; None: sized from the context and `max_running`, capped by a
-    /// quarter of the available memory.
-    pub kv_cache_bytes: Option<usize>,
+    /// Size of the KV pool; None: enough for `max_running` full contexts, capped by a
+    /// share of the free memory (see [`runner`]).
+    pub kv_cache: Option<KvCacheSize>,
+    /// How attention reads the pool; None: the model's own path
+    /// ([`PagedAttention::for_model`]). Tests force the reference path on the CPU.
+    pub attention: Option<PagedAttention>,
+}
+
+/// A size of the KV pool (`--kv-cache-memory`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KvCacheSize {
+    Bytes(usize),
+    /// Of the memory free when the engine starts: the GPU's on a GPU, else the system's.
+    Fraction(f64),
 }
 
 impl Default for EngineConfig {
@@ -56,7 +68,8 @@ impl Default for EngineConfig {
             max_running: 16,
             max_batch_tokens: 512,
             block_size: 16,
-            kv_cache_bytes: None,
+            kv_cache: None,
+            attention: None,
         }
     }
 }
@@ -80,6 +93,8 @@ pub enum EngineError {
     TooManyChoices { asked: usize, limit: usize },
     #[error("the engine has stopped")]
     Stopped,
+    #[error("{0}")]
+    KvCache(String),
 }
 
 /// A cheap, cloneable way to reach the engine thread.
@@ -97,18 +112,22 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    /// Starts the engine thread; `context` is the most tokens a sequence may use.
-    pub fn start(model: Arc<LoadedModel>, cfg: EngineConfig, context: usize) -> Self {
+    /// Starts the engine thread; `context` is the most tokens a sequence may use. Fails
+    /// when the KV pool cannot be allocated.
+    pub fn start(
+        model: Arc<LoadedModel>,
+        cfg: EngineConfig,
+        context: usize,
+    ) -> Result<Self, EngineError> {
         let (tx, rx) = mpsc::channel::<SequenceRequest>();
         let pending = Arc::new(AtomicUsize::new(0));
         let metrics = Arc::new(Metrics::default());
         let (max_queue, max_running) = (cfg.max_queue, cfg.max_running);
-        let (runner, blocks) = Runner::new(model.clone(), &cfg, context);
-        if let Some(b) = &blocks {
-            metrics
-                .kv_blocks_total
-                .store(b.num_blocks() as u64, Ordering::Relaxed);
-        }
+        let (runner, blocks) =
+            Runner::new(model.clone(), &cfg, context).map_err(EngineError::KvCache)?;
+        metrics
+            .kv_blocks_total
+            .store(blocks.num_blocks() as u64, Ordering::Relaxed);
         let limits = scheduler::Limits {
             max_running: cfg.max_running,
             max_batch_tokens: cfg.max_batch_tokens,
@@ -127,7 +146,7 @@ impl EngineHandle {
             .name("candor-engine".into())
             .spawn(move || worker.run(rx))
             .expect("spawning the engine thread");
-        Self {
+        Ok(Self {
             requests: tx,
             pending,
             max_pending: max_queue + max_running,
@@ -135,7 +154,7 @@ impl EngineHandle {
             capacity,
             next_request: Arc::new(AtomicU64::new(0)),
             metrics,
-        }
+        })
     }
 
     /// Sequences waiting or running.

@@ -49,14 +49,14 @@ pub struct Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admitted {
     pub prompt_tokens: usize,
-    /// None without a prefix cache (no block pool).
-    pub cached_tokens: Option<usize>,
+    /// Prompt tokens taken from the prefix cache.
+    pub cached_tokens: usize,
 }
 
 pub struct Scheduler<P> {
     limits: Limits,
-    /// The paged KV pool's bookkeeping and prefix cache; None without a pool.
-    blocks: Option<BlockManager>,
+    /// The paged KV pool's bookkeeping and prefix cache.
+    blocks: BlockManager,
     waiting: VecDeque<Sequence<P>>,
     running: Vec<Sequence<P>>,
     next_id: u64,
@@ -65,7 +65,7 @@ pub struct Scheduler<P> {
 }
 
 impl<P> Scheduler<P> {
-    pub fn new(limits: Limits, blocks: Option<BlockManager>) -> Self {
+    pub fn new(limits: Limits, blocks: BlockManager) -> Self {
         Self {
             limits,
             blocks,
@@ -76,12 +76,9 @@ impl<P> Scheduler<P> {
         }
     }
 
-    /// Most tokens one sequence may hold: `context`, and with a pool, the pool.
+    /// Most tokens one sequence may hold: `context`, and the whole pool.
     pub fn capacity_tokens(&self, context: usize) -> usize {
-        match &self.blocks {
-            Some(b) => context.min(b.num_blocks() * b.block_size()),
-            None => context,
-        }
+        context.min(self.blocks.num_blocks() * self.blocks.block_size())
     }
 
     pub fn is_idle(&self) -> bool {
@@ -100,8 +97,8 @@ impl<P> Scheduler<P> {
         self.waiting.len()
     }
 
-    pub fn block_stats(&self) -> Option<BlockStats> {
-        self.blocks.as_ref().map(BlockManager::stats)
+    pub fn block_stats(&self) -> BlockStats {
+        self.blocks.stats()
     }
 
     /// Queues a new sequence; returns its id. `score_prompt`: the logits of every prompt
@@ -165,8 +162,8 @@ impl<P> Scheduler<P> {
         let mut s = self.running.remove(index);
         if keep_partial {
             self.release(&mut s);
-        } else if let Some(blocks) = &mut self.blocks {
-            blocks.release(&s.blocks);
+        } else {
+            self.blocks.release(&s.blocks);
             s.blocks.clear();
         }
         s
@@ -175,15 +172,14 @@ impl<P> Scheduler<P> {
     /// Releases a sequence's blocks, its last, partly filled block left registered for a
     /// later prompt that continues the same prefix the same way.
     fn release(&mut self, s: &mut Sequence<P>) {
-        if let Some(blocks) = &mut self.blocks {
-            let bs = blocks.block_size();
-            let full = s.computed / bs;
-            if !s.computed.is_multiple_of(bs) && s.blocks.len() > full && s.hashes.len() >= full {
-                let parent = if full == 0 { ROOT } else { s.hashes[full - 1] };
-                blocks.register_partial(s.blocks[full], parent, &s.tokens[full * bs..s.computed]);
-            }
-            blocks.release(&s.blocks);
+        let blocks = &mut self.blocks;
+        let bs = blocks.block_size();
+        let full = s.computed / bs;
+        if !s.computed.is_multiple_of(bs) && s.blocks.len() > full && s.hashes.len() >= full {
+            let parent = if full == 0 { ROOT } else { s.hashes[full - 1] };
+            blocks.register_partial(s.blocks[full], parent, &s.tokens[full * bs..s.computed]);
         }
+        blocks.release(&s.blocks);
         s.blocks.clear();
     }
 
@@ -195,18 +191,7 @@ impl<P> Scheduler<P> {
         let mut admitted = Vec::new();
         let mut i = 0;
         while self.running.len() < self.limits.max_running && i < self.waiting.len() {
-            let Some(blocks) = &mut self.blocks else {
-                let mut s = self.waiting.remove(i).expect("index in range");
-                if s.cached_tokens.is_none() {
-                    s.cached_tokens = Some(0);
-                    admitted.push(Admitted {
-                        prompt_tokens: s.prompt_len,
-                        cached_tokens: None,
-                    });
-                }
-                self.running.push(s);
-                continue;
-            };
+            let blocks = &mut self.blocks;
             let cand = &self.waiting[i];
             let sibling_prefilling = self
                 .running
@@ -273,7 +258,7 @@ impl<P> Scheduler<P> {
                 s.cached_tokens = Some(s.computed);
                 admitted.push(Admitted {
                     prompt_tokens: s.prompt_len,
-                    cached_tokens: Some(s.computed),
+                    cached_tokens: s.computed,
                 });
             }
             self.running.push(s);
@@ -340,9 +325,7 @@ impl<P> Scheduler<P> {
 
     /// Blocks for the batch's new tokens; false when the pool ran short.
     fn allocate(&mut self, batch: &[(usize, usize)]) -> bool {
-        let Some(blocks) = &mut self.blocks else {
-            return true;
-        };
+        let blocks = &mut self.blocks;
         for &(i, n) in batch {
             let s = &mut self.running[i];
             let need = blocks.blocks_for(s.computed + n);
@@ -362,9 +345,7 @@ impl<P> Scheduler<P> {
         for &(i, n) in &step.batch {
             let s = &mut self.running[i];
             s.computed += n;
-            let Some(blocks) = &mut self.blocks else {
-                continue;
-            };
+            let blocks = &mut self.blocks;
             let bs = blocks.block_size();
             while s.hashes.len() < s.computed / bs {
                 let k = s.hashes.len();
@@ -390,7 +371,7 @@ mod tests {
                 max_running,
                 max_batch_tokens,
             },
-            Some(BlockManager::new(num_blocks, BS)),
+            BlockManager::new(num_blocks, BS),
         )
     }
 
@@ -452,7 +433,7 @@ mod tests {
         s.enqueue(1, prompt(1, 6), false, ());
         let step = run_step(&mut s, 9);
         assert_eq!(step.batch.len(), 2);
-        assert_eq!(s.block_stats().unwrap().free, 0);
+        assert_eq!(s.block_stats().free, 0);
         // Both now decode; the ninth token needs a third block: the newest gives way.
         run_step(&mut s, 9);
         run_step(&mut s, 9);
@@ -483,7 +464,7 @@ mod tests {
             admitted,
             vec![Admitted {
                 prompt_tokens: 10,
-                cached_tokens: Some(9)
+                cached_tokens: 9
             }]
         );
         let step = s.schedule();
@@ -503,17 +484,13 @@ mod tests {
         // Scoring the same prompt: every position's logits are wanted, none is cached.
         s.enqueue(1, prompt(0, 10), true, ());
         let admitted = s.admit();
-        assert_eq!(admitted[0].cached_tokens, Some(0));
+        assert_eq!(admitted[0].cached_tokens, 0);
         assert_eq!(s.schedule().batch, vec![(0, 10)]);
         // Scored up to token 6 (say, before a preemption): from position 5 on it computes.
         s.finish(0, true);
         s.enqueue(2, prompt(0, 10), true, ());
         s.waiting.back_mut().expect("queued").score_from = Some(6);
-        assert_eq!(
-            s.admit()[0].cached_tokens,
-            Some(5),
-            "its row 5 scores token 6"
-        );
+        assert_eq!(s.admit()[0].cached_tokens, 5, "its row 5 scores token 6");
     }
 
     #[test]
@@ -530,7 +507,7 @@ mod tests {
         // (the first's partly filled block is registered only when it leaves).
         let admitted = s.admit();
         assert_eq!(admitted.len(), 1);
-        assert_eq!(admitted[0].cached_tokens, Some(8));
+        assert_eq!(admitted[0].cached_tokens, 8);
     }
 
     #[test]
@@ -539,30 +516,13 @@ mod tests {
         s.enqueue(0, prompt(0, 9), false, ());
         s.enqueue(1, prompt(1, 9), false, ());
         run_step(&mut s, 5);
-        let before = s.block_stats().unwrap();
+        let before = s.block_stats();
         assert_eq!(before.free, 2);
         let gone = s.remove_where(|q| q.id == 1);
         assert_eq!(gone.len(), 1);
         assert!(gone[0].1, "it was running");
         assert!(gone[0].0.blocks.is_empty());
-        let after = s.block_stats().unwrap();
+        let after = s.block_stats();
         assert_eq!(after.used, before.used - 3);
-    }
-
-    #[test]
-    fn without_a_pool_only_the_batch_limits_apply() {
-        let mut s: Scheduler<()> = Scheduler::new(
-            Limits {
-                max_running: 1,
-                max_batch_tokens: 5,
-            },
-            None,
-        );
-        s.enqueue(0, prompt(0, 12), false, ());
-        s.enqueue(1, prompt(1, 3), false, ());
-        assert_eq!(run_step(&mut s, 1).batch, vec![(0, 5)]);
-        assert_eq!(s.capacity_tokens(100), 100);
-        assert_eq!(s.waiting_len(), 1);
-        assert!(s.block_stats().is_none());
     }
 }

@@ -55,9 +55,8 @@ impl Worker {
             self.drop_cancelled();
             for a in self.scheduler.admit() {
                 self.metrics.add_prompt(a.prompt_tokens);
-                if let Some(cached) = a.cached_tokens {
-                    self.metrics.add_prefix_lookup(a.prompt_tokens, cached);
-                }
+                self.metrics
+                    .add_prefix_lookup(a.prompt_tokens, a.cached_tokens);
             }
             self.publish_gauges();
             if self.scheduler.running().is_empty() {
@@ -91,17 +90,15 @@ impl Worker {
             .store(self.scheduler.running().len() as u64, Ordering::Relaxed);
         m.waiting
             .store(self.scheduler.waiting_len() as u64, Ordering::Relaxed);
-        if let Some(st) = self.scheduler.block_stats() {
-            m.kv_blocks_used.store(st.used as u64, Ordering::Relaxed);
-            m.kv_blocks_cached
-                .store(st.cached as u64, Ordering::Relaxed);
-            m.kv_blocks_free.store(st.free as u64, Ordering::Relaxed);
-        }
+        let st = self.scheduler.block_stats();
+        m.kv_blocks_used.store(st.used as u64, Ordering::Relaxed);
+        m.kv_blocks_cached
+            .store(st.cached as u64, Ordering::Relaxed);
+        m.kv_blocks_free.store(st.free as u64, Ordering::Relaxed);
     }
 
     /// Reports a sequence that left the batch (its blocks already released).
     fn finished(&mut self, s: Sequence<SequenceRun>, finish: FinishReason) {
-        self.runner.forget(s.id);
         // Before Done reaches the client, so that /metrics and the queue bound seen after
         // it are current.
         self.publish_gauges();
@@ -133,7 +130,6 @@ impl Worker {
     }
 
     fn failed(&mut self, s: Sequence<SequenceRun>, message: &str) {
-        self.runner.forget(s.id);
         self.pending.fetch_sub(1, Ordering::AcqRel);
         let _ = s.payload.events.send(Event::Error(message.to_string()));
     }

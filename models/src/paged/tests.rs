@@ -67,52 +67,118 @@ impl Default for Case {
 }
 
 const LAYERS: usize = 2;
-const TOL: f32 = 1e-5;
 
-/// Runs `case` through a [`PagedSeqCache`] and a [`ContiguousCache`] (which uses
-/// `layers::attention`), two layers each with different data; returns the max |Δ|.
-fn paged_vs_contiguous(case: &Case) -> f32 {
-    let store = PagedKvStore::new(
-        LAYERS,
-        case.kv_heads,
-        case.head_dim,
-        case.block_size,
-        case.num_blocks,
-    )
-    .unwrap();
-    let store = Arc::new(Mutex::new(store));
-    let mut paged = PagedSeqCache::new(store, &case.table, 0);
-    let mut contiguous = ContiguousCache::new(LAYERS);
+/// Which store a case runs through.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    /// The CPU f32 kernel.
+    Kernel,
+    /// The candle-ops reference path, on the CPU in this dtype.
+    Reference(DType),
+}
+
+impl Path {
+    fn dtype(self) -> DType {
+        match self {
+            Path::Kernel => DType::F32,
+            Path::Reference(dt) => dt,
+        }
+    }
+
+    fn store(self, case: &Case) -> PagedKvStore {
+        let (kvh, d, bs, nb) = (
+            case.kv_heads,
+            case.head_dim,
+            case.block_size,
+            case.num_blocks,
+        );
+        match self {
+            Path::Kernel => PagedKvStore::new(LAYERS, kvh, d, bs, nb),
+            Path::Reference(dt) => {
+                PagedKvStore::on_device(LAYERS, kvh, d, bs, nb, dt, &Device::Cpu)
+            }
+        }
+        .unwrap()
+    }
+}
+
+/// Runs `case` through `cache`, two layers each with different data, in `dtype`: the
+/// outputs of every step and layer in f32.
+fn run(case: &Case, cache: &mut dyn KvCache, dtype: DType) -> Vec<Tensor> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (h, kvh, d) = (case.heads, case.kv_heads, case.head_dim);
-    let mut worst = 0f32;
+    let mut outs = Vec::new();
     let mut pos = 0;
     for &n in &case.steps {
         for layer in 0..LAYERS {
-            let q = rng.tensor((h, n, d));
-            let k = rng.tensor((kvh, n, d));
-            let v = rng.tensor((kvh, n, d));
+            let mut t = |shape| rng.tensor(shape).to_dtype(dtype).unwrap();
+            let (q, k, v) = (t((h, n, d)), t((kvh, n, d)), t((kvh, n, d)));
             let params = AttentionParams {
                 scale: case.scale,
                 softcap: case.softcap,
                 window: case.window,
                 start_pos: pos,
             };
-            let ours = paged.attend(layer, &q, &k, &v, &params).unwrap();
-            let want = contiguous.attend(layer, &q, &k, &v, &params).unwrap();
-            assert_eq!(ours.dims(), &[n, h * d]);
-            worst = worst.max(max_abs_diff(&ours, &want));
+            let out = cache.attend(layer, &q, &k, &v, &params).unwrap();
+            assert_eq!(out.dims(), &[n, h * d]);
+            assert_eq!(out.dtype(), dtype);
+            outs.push(out.to_dtype(DType::F32).unwrap());
         }
         pos += n;
-        assert_eq!(paged.len(), pos);
+        assert_eq!(cache.len(), pos);
     }
-    worst
+    outs
 }
 
+/// Runs `case` through a [`PagedSeqCache`] on `path`; outputs as [`run`].
+fn run_paged(case: &Case, path: Path) -> Vec<Tensor> {
+    let store = Arc::new(Mutex::new(path.store(case)));
+    run(
+        case,
+        &mut PagedSeqCache::new(store, &case.table, 0),
+        path.dtype(),
+    )
+}
+
+fn worst(a: &[Tensor], b: &[Tensor]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| max_abs_diff(a, b))
+        .fold(0.0, f32::max)
+}
+
+/// Checks `case` on every path against the contiguous cache (which uses
+/// `layers::attention`) in the same dtype, and the two f32 paths against each other.
+/// Tolerances: f32 rounding; in f16/bf16 one unit in the last place of outputs below 1
+/// (the reference path and the contiguous cache attend with the same function over the
+/// same values, and on this CPU agree exactly).
 fn check(name: &str, case: Case) {
-    let worst = paged_vs_contiguous(&case);
-    println!("{name}: max |Δ| {worst:.2e}");
-    assert!(worst <= TOL, "{name}: max |Δ| {worst} > {TOL}");
+    let contiguous = |dtype| run(&case, &mut ContiguousCache::new(LAYERS), dtype);
+    let kernel = run_paged(&case, Path::Kernel);
+    let reference = run_paged(&case, Path::Reference(DType::F32));
+    let want = contiguous(DType::F32);
+    for (what, got, tol) in [
+        ("kernel vs contiguous", &kernel, 1e-5),
+        ("reference vs contiguous", &reference, 1e-5),
+        ("reference vs kernel", &reference, 1e-5),
+    ] {
+        let other = if what.ends_with("kernel") {
+            &kernel
+        } else {
+            &want
+        };
+        let w = worst(got, other);
+        println!("{name}: {what} (f32): max |Δ| {w:.2e}");
+        assert!(w <= tol, "{name}: {what} (f32): max |Δ| {w} > {tol}");
+    }
+    for (dtype, tol) in [(DType::F16, 1e-3), (DType::BF16, 8e-3)] {
+        let w = worst(
+            &run_paged(&case, Path::Reference(dtype)),
+            &contiguous(dtype),
+        );
+        println!("{name}: reference vs contiguous ({dtype:?}): max |Δ| {w:.2e}");
+        assert!(w <= tol, "{name}: {dtype:?}: max |Δ| {w} > {tol}");
+    }
 }
 
 #[test]
@@ -344,13 +410,13 @@ fn kernel_vs_f64(d: usize, avx2: bool) -> f64 {
 #[test]
 fn copy_block_copies_every_layer() {
     let mut store = PagedKvStore::new(2, 1, 2, 2, 3).unwrap();
-    store.write(0, &[1], 0, &[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0]);
-    store.write(1, &[1], 0, &[9.0, 9.0], &[8.0, 8.0]);
+    store.write_host(0, &[1], 0, &[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0]);
+    store.write_host(1, &[1], 0, &[9.0, 9.0], &[8.0, 8.0]);
     store.copy_block(1, 2).unwrap();
-    let l0 = store.layer(0);
+    let l0 = store.layer(0).unwrap();
     assert_eq!(&l0.k[8..12], &[1.0, 2.0, 3.0, 4.0]);
     assert_eq!(&l0.v[8..12], &[5.0, 6.0, 7.0, 8.0]);
-    let l1 = store.layer(1);
+    let l1 = store.layer(1).unwrap();
     assert_eq!(&l1.k[8..12], &[9.0, 9.0, 0.0, 0.0]);
     assert_eq!(&l1.v[8..12], &[8.0, 8.0, 0.0, 0.0]);
     // Block 0 is untouched.
@@ -360,12 +426,75 @@ fn copy_block_copies_every_layer() {
 }
 
 #[test]
+fn copy_block_copies_every_layer_of_a_store_of_tensors() {
+    // Two layers, one kv head of dimension 2, blocks of 2 slots: a block is 2 rows.
+    let mut store = PagedKvStore::on_device(2, 1, 2, 2, 3, DType::F16, &Device::Cpu).unwrap();
+    let fill = |t: &Tensor, at: usize, x: &[f32]| {
+        let rows = Tensor::from_slice(x, (x.len() / 2, 2), &Device::Cpu).unwrap();
+        t.slice_set(&rows.to_dtype(DType::F16).unwrap(), 0, at)
+            .unwrap();
+    };
+    for layer in 0..2 {
+        let (k, v) = store.layer_tensors(layer).unwrap();
+        let base = 10.0 * layer as f32;
+        fill(k, 2, &[base + 1.0, base + 2.0, base + 3.0, base + 4.0]);
+        fill(v, 2, &[base + 5.0, base + 6.0]);
+    }
+    store.copy_block(1, 2).unwrap();
+    let rows = |t: &Tensor, at: usize| {
+        let t = t.narrow(0, at, 2).unwrap().to_dtype(DType::F32).unwrap();
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    for layer in 0..2 {
+        let (k, v) = store.layer_tensors(layer).unwrap();
+        let base = 10.0 * layer as f32;
+        assert_eq!(rows(k, 4), [base + 1.0, base + 2.0, base + 3.0, base + 4.0]);
+        assert_eq!(rows(v, 4), [base + 5.0, base + 6.0, 0.0, 0.0]);
+        // Block 0 is untouched.
+        assert_eq!(rows(k, 0), [0.0; 4]);
+    }
+    let e = store.copy_block(3, 1).unwrap_err().to_string();
+    assert_eq!(e, "KV cache: copy_block(3, 1): the store has 3 blocks");
+}
+
+#[test]
+fn a_store_of_tensors_takes_only_its_own_dtype() {
+    let store = PagedKvStore::on_device(1, 2, 4, 4, 3, DType::BF16, &Device::Cpu).unwrap();
+    let table = [0u32];
+    let mut cache = PagedSeqCache::new(Arc::new(Mutex::new(store)), &table, 0);
+    let t = |h| Tensor::zeros((h, 1, 4), DType::F16, &Device::Cpu).unwrap();
+    let e = cache.attend(0, &t(4), &t(2), &t(2), &at(0)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "KV cache: the store holds BF16 on Cpu; q is F16 on Cpu"
+    );
+    // And the CPU kernel's store only f32 on the CPU.
+    let e = PagedKvStore::with(
+        PagedAttention::CpuKernel,
+        [1, 1, 1, 1, 1],
+        DType::F16,
+        &Device::Cpu,
+    );
+    assert!(e.is_err());
+}
+
+#[test]
 fn bytes_per_block() {
     // 2 (k, v) x 2 layers x 4 kv heads x 8 dims x 16 slots x 4 bytes.
-    assert_eq!(PagedKvStore::bytes_per_block(2, 4, 8, 16), 8192);
+    assert_eq!(PagedKvStore::bytes_per_block(2, 4, 8, 16, DType::F32), 8192);
+    assert_eq!(
+        PagedKvStore::bytes_per_block(2, 4, 8, 16, DType::BF16),
+        4096
+    );
     let store = PagedKvStore::new(2, 4, 8, 16, 3).unwrap();
-    let floats: usize = store.k.iter().chain(&store.v).map(Vec::len).sum();
+    let Storage::Host { k, v } = &store.storage else {
+        panic!("a host store")
+    };
+    let floats: usize = k.iter().chain(v).map(Vec::len).sum();
     assert_eq!(floats * 4, 3 * 8192);
+    let store = PagedKvStore::on_device(2, 4, 8, 16, 3, DType::BF16, &Device::Cpu).unwrap();
+    let (k, v) = store.layer_tensors(1).unwrap();
+    assert_eq!((k.dims(), v.dtype()), (&[48, 32][..], DType::BF16));
 }
 
 #[test]
@@ -412,7 +541,7 @@ fn misuse_is_a_clear_error() {
     );
     assert_eq!(
         attend_err(vec![0], 0, 1, DType::F16, at(0)),
-        "KV cache: the paged cache takes f32 tensors on the CPU; q is F16 on Cpu"
+        "KV cache: the CPU kernel's store takes f32 tensors on the CPU; q is F16 on Cpu"
     );
     assert_eq!(
         attend_err(vec![0], 1, 1, DType::F32, at(0)),

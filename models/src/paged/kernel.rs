@@ -1,152 +1,11 @@
-//! A block-paged KV cache and the attention kernel that reads it in place, after vLLM's
-//! PagedAttention (Kwon et al., "Efficient Memory Management for Large Language Model
-//! Serving with PagedAttention", SOSP 2023).
-//!
-//! [`PagedKvStore`] holds the keys and values of every layer for a pool of fixed-size
-//! blocks. [`PagedSeqCache`] is one sequence's view of the store through its block table
-//! (position p lives in block `block_table[p / block_size]`, slot `p % block_size`) and
-//! implements [`KvCache`]: it writes a step's keys and values into their slots and runs
-//! [`paged_attention`] over the blocks, so no step gathers a sequence's whole cache.
-//!
-//! Which blocks a sequence gets, prefix sharing (and the copy-on-write of a shared partial
-//! block, [`PagedKvStore::copy_block`]) and preemption are the engine's business; this
-//! module stores, copies and reads blocks as it is told. CPU and f32 only.
+//! The attention kernel of the CPU f32 store: reads a layer's keys and values in place,
+//! block by block, with AVX2 and FMA where the CPU has them, spread over candle's thread
+//! pool for large calls. The reference path for every other device and dtype is
+//! [`super::reference`].
 
-use crate::error::{ModelError, Result};
-use crate::kv_cache::KvCache;
 use crate::layers::AttentionParams;
-use candle_core::{DType, Device, Tensor};
-use std::sync::{Arc, Mutex, PoisonError};
 
-/// Keys and values of every layer in `num_blocks` blocks of `block_size` token slots.
-pub struct PagedKvStore {
-    /// Per layer, (num_blocks, kv_heads, block_size, head_dim): the keys of one kv head in
-    /// one block are contiguous, so the kernel reads them as one slice.
-    k: Vec<Vec<f32>>,
-    /// Per layer, laid out as `k`.
-    v: Vec<Vec<f32>>,
-    kv_heads: usize,
-    head_dim: usize,
-    block_size: usize,
-    num_blocks: usize,
-}
-
-impl PagedKvStore {
-    /// Allocates the whole pool, zeroed: `num_blocks * bytes_per_block(..)` bytes.
-    pub fn new(
-        num_layers: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        block_size: usize,
-        num_blocks: usize,
-    ) -> Result<Self> {
-        if [num_layers, kv_heads, head_dim, block_size].contains(&0) {
-            return Err(ModelError::KvCache(format!(
-                "a store needs at least one layer, kv head, head dimension and slot per block \
-                 (got {num_layers} layers, {kv_heads} kv heads, head_dim {head_dim}, \
-                 block_size {block_size})"
-            )));
-        }
-        let per_layer = kv_heads
-            .checked_mul(head_dim)
-            .and_then(|x| x.checked_mul(block_size))
-            .and_then(|x| x.checked_mul(num_blocks))
-            .ok_or_else(|| ModelError::KvCache(format!("{num_blocks} blocks overflow usize")))?;
-        let buffers = || (0..num_layers).map(|_| vec![0f32; per_layer]).collect();
-        Ok(Self {
-            k: buffers(),
-            v: buffers(),
-            kv_heads,
-            head_dim,
-            block_size,
-            num_blocks,
-        })
-    }
-
-    /// Bytes one block takes across all layers, keys and values: what the engine divides
-    /// a memory budget by to size the pool.
-    pub fn bytes_per_block(
-        num_layers: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        block_size: usize,
-    ) -> usize {
-        2 * num_layers * kv_heads * head_dim * block_size * std::mem::size_of::<f32>()
-    }
-
-    pub fn num_layers(&self) -> usize {
-        self.k.len()
-    }
-
-    pub fn kv_heads(&self) -> usize {
-        self.kv_heads
-    }
-
-    pub fn head_dim(&self) -> usize {
-        self.head_dim
-    }
-
-    /// Token slots per block.
-    pub fn block_size(&self) -> usize {
-        self.block_size
-    }
-
-    pub fn num_blocks(&self) -> usize {
-        self.num_blocks
-    }
-
-    /// Copies block `src` over block `dst` in every layer, keys and values: copy-on-write
-    /// of a partial block shared by several sequences, before one of them appends to it.
-    pub fn copy_block(&mut self, src: u32, dst: u32) -> Result<()> {
-        let (src, dst) = (src as usize, dst as usize);
-        if src >= self.num_blocks || dst >= self.num_blocks {
-            return Err(ModelError::KvCache(format!(
-                "copy_block({src}, {dst}): the store has {} blocks",
-                self.num_blocks
-            )));
-        }
-        let len = self.block_len();
-        for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
-            buf.copy_within(src * len..(src + 1) * len, dst * len);
-        }
-        Ok(())
-    }
-
-    /// Floats one block takes in one layer's keys (or values).
-    fn block_len(&self) -> usize {
-        self.kv_heads * self.block_size * self.head_dim
-    }
-
-    /// The kernel's view of one layer.
-    pub fn layer(&self, layer: usize) -> LayerBlocks<'_> {
-        LayerBlocks {
-            k: &self.k[layer],
-            v: &self.v[layer],
-            kv_heads: self.kv_heads,
-            head_dim: self.head_dim,
-            block_size: self.block_size,
-        }
-    }
-
-    /// Writes n tokens' keys and values, (kv_heads, n, head_dim) each, at positions
-    /// `start..start + n` of `layer`. The caller has checked the table and the shapes.
-    fn write(&mut self, layer: usize, table: &[u32], start: usize, k: &[f32], v: &[f32]) {
-        let (d, bs, kvh) = (self.head_dim, self.block_size, self.kv_heads);
-        let n = k.len() / (kvh * d);
-        for (buf, src) in [(&mut self.k[layer], k), (&mut self.v[layer], v)] {
-            for g in 0..kvh {
-                for t in 0..n {
-                    let pos = start + t;
-                    let block = table[pos / bs] as usize;
-                    let at = ((block * kvh + g) * bs + pos % bs) * d;
-                    buf[at..at + d].copy_from_slice(&src[(g * n + t) * d..][..d]);
-                }
-            }
-        }
-    }
-}
-
-/// One layer of a [`PagedKvStore`], as [`paged_attention`] reads it.
+/// One layer of a CPU f32 [`super::PagedKvStore`], as [`paged_attention`] reads it.
 #[derive(Clone, Copy)]
 pub struct LayerBlocks<'a> {
     /// (num_blocks, kv_heads, block_size, head_dim)
@@ -171,7 +30,7 @@ const PARALLEL_MIN_FMAS: usize = 1 << 16;
 /// Returns (n, heads * head_dim), row-major.
 ///
 /// Panics if the shapes disagree, the window is 0, or the table does not cover every
-/// position with blocks of the store: callers ([`PagedSeqCache`]) check these first.
+/// position with blocks of the store: callers ([`super::PagedSeqCache`]) check these first.
 pub fn paged_attention(
     q: &[f32],
     heads: usize,
@@ -190,7 +49,7 @@ pub fn paged_attention(
 }
 
 /// [`paged_attention`], with AVX2 on or off (tests run both).
-fn attention_with(
+pub(super) fn attention_with(
     q: &[f32],
     heads: usize,
     blocks: LayerBlocks<'_>,
@@ -562,135 +421,3 @@ fn axpy<const FMA: bool>(w: f32, x: &[f32], out: &mut [f32]) {
         *o = madd::<FMA>(w, x, *o);
     }
 }
-
-/// One sequence's view of a shared [`PagedKvStore`]: its block table and how many tokens
-/// it holds. The engine builds one per sequence for each forward pass, all sharing the
-/// store, and lends them to [`crate::SequenceInput`] as `&mut dyn KvCache`.
-pub struct PagedSeqCache<'t> {
-    store: Arc<Mutex<PagedKvStore>>,
-    /// Position p lives in block `block_table[p / block_size]`.
-    block_table: &'t [u32],
-    /// Tokens stored per layer. A forward pass writes the layers one after another, so
-    /// they differ only in the middle of one; between passes they are all equal.
-    lens: Vec<usize>,
-}
-
-impl<'t> PagedSeqCache<'t> {
-    /// A view of a sequence whose first `len` tokens are already in the blocks of
-    /// `block_table` (a shared prefix, or this sequence's own earlier steps). The table
-    /// must cover every position the coming forward passes write; it is borrowed, so the
-    /// engine lends each sequence's table for a pass without copying it.
-    pub fn new(store: Arc<Mutex<PagedKvStore>>, block_table: &'t [u32], len: usize) -> Self {
-        // The layer count never changes after construction, so a poisoned lock cannot
-        // have left it half-written.
-        let layers = store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .num_layers();
-        Self {
-            store,
-            block_table,
-            lens: vec![len; layers],
-        }
-    }
-}
-
-/// The contents of a CPU f32 tensor, row-major.
-fn cpu_f32(t: &Tensor, what: &str) -> Result<Vec<f32>> {
-    if !t.device().is_cpu() || t.dtype() != DType::F32 {
-        return Err(ModelError::KvCache(format!(
-            "the paged cache takes f32 tensors on the CPU; {what} is {:?} on {:?}",
-            t.dtype(),
-            t.device().location()
-        )));
-    }
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
-}
-
-impl KvCache for PagedSeqCache<'_> {
-    fn len(&self) -> usize {
-        *self.lens.last().expect("a store has at least one layer")
-    }
-
-    fn attend(
-        &mut self,
-        layer: usize,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        params: &AttentionParams,
-    ) -> Result<Tensor> {
-        let err = |m: String| Err(ModelError::KvCache(m));
-        let (heads, n, d) = q.dims3()?;
-        let k_dims = k.dims3()?;
-        if v.dims3()? != k_dims {
-            return err(format!(
-                "keys {:?} and values {:?} differ in shape",
-                k.dims(),
-                v.dims()
-            ));
-        }
-        let (q_all, k_new, v_new) = (cpu_f32(q, "q")?, cpu_f32(k, "k")?, cpu_f32(v, "v")?);
-        let mut store = match self.store.lock() {
-            Ok(s) => s,
-            Err(_) => {
-                return err(
-                    "the store's lock is poisoned: a thread panicked while holding it".into(),
-                )
-            }
-        };
-        let (kvh, bs) = (store.kv_heads, store.block_size);
-        if layer >= store.num_layers() {
-            return err(format!(
-                "layer {layer} of a {}-layer store",
-                store.num_layers()
-            ));
-        }
-        if k_dims != (kvh, n, store.head_dim) || d != store.head_dim {
-            return err(format!(
-                "q {:?} and k {:?} do not fit a store of {kvh} kv heads of dimension {}",
-                q.dims(),
-                k.dims(),
-                store.head_dim
-            ));
-        }
-        if heads == 0 || !heads.is_multiple_of(kvh) {
-            return err(format!(
-                "{heads} query heads do not share {kvh} kv heads evenly"
-            ));
-        }
-        let start = self.lens[layer];
-        if params.start_pos != start {
-            return err(format!(
-                "attention starts at position {} but layer {layer} holds {start} tokens",
-                params.start_pos
-            ));
-        }
-        if params.window == Some(0) {
-            return err("a sliding window of 0 sees no key".into());
-        }
-        let end = start + n;
-        let blocks = end.div_ceil(bs);
-        if self.block_table.len() < blocks {
-            return err(format!(
-                "{end} tokens need {blocks} blocks of {bs}; the block table has {}",
-                self.block_table.len()
-            ));
-        }
-        let table = &self.block_table[..blocks];
-        if let Some(&bad) = table.iter().find(|&&b| b as usize >= store.num_blocks) {
-            return err(format!(
-                "block {bad} in the block table; the store has {}",
-                store.num_blocks
-            ));
-        }
-
-        store.write(layer, table, start, &k_new, &v_new);
-        let out = paged_attention(&q_all, heads, store.layer(layer), table, params);
-        self.lens[layer] = end;
-        Ok(Tensor::from_vec(out, (n, heads * d), &Device::Cpu)?)
-    }
-}
-
-#[cfg(test)]
-mod tests;
