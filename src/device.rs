@@ -39,7 +39,11 @@ pub fn parse_device(spec: &str) -> Result<Device, DeviceError> {
             }
             Device::new_cuda(ordinal).map_err(|e| DeviceError::Unavailable {
                 device: spec.clone(),
-                message: explain_cuda_error(&e.to_string(), ordinal),
+                // The first line: candle may append a backtrace.
+                message: explain_cuda_error(
+                    e.to_string().lines().next().unwrap_or_default(),
+                    ordinal,
+                ),
             })
         }
         "metal" => {
