@@ -429,6 +429,8 @@ async function loadModel() {
   ui.effortRow.hidden = !m.reasoning;
   if (m.max_model_len) ui.maxTokens.max = m.max_model_len;
   renderSettings();
+  // When the page became ready to chat, for benches/page_load.mjs (User Timing).
+  performance.mark("candor:model-shown");
 }
 
 // ---- wiring ----
@@ -491,8 +493,9 @@ function flash(button) {
   setTimeout(() => (button.textContent = text), 1200);
 }
 
-// KaTeX arrived (loaded when math first appeared): draw the answers with their math.
-document.addEventListener("candor:math-ready", () => {
+// KaTeX or highlight.js arrived (loaded when math or code first appeared): draw the
+// answers with them.
+document.addEventListener("candor:render-ready", () => {
   const messages = current().messages;
   for (const node of ui.messages.querySelectorAll(".msg.assistant")) {
     const answer = node.querySelector(".answer");

@@ -2,27 +2,74 @@
 // highlight.js for code blocks (with a copy button), DOMPurify over the result, since
 // what a model writes is not to be trusted with the page.
 
-import { Marked } from "./vendor/marked/marked.esm.js";
-import hljs from "./vendor/highlight/core.min.js";
-import languages from "./vendor/highlight/languages.js";
-
-for (const [name, grammar] of Object.entries(languages)) hljs.registerLanguage(name, grammar);
-
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
 }
 
-// KaTeX is most of the page's weight: it is loaded the first time an answer has math,
-// and `candor:math-ready` on the document says when to draw the answers again.
+// The renderers are most of what the page may load, so none of them holds up its opening:
+// marked and DOMPurify are fetched right after the page has loaded (or by the first answer
+// that needs them), KaTeX and highlight.js the first time an answer has math or code.
+// `candor:render-ready` on the document says when to draw the answers again; until then
+// an answer shows as plain text, math as its source, code unhighlighted.
+function stylesheet(href, media) {
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = href;
+  if (media) link.media = media;
+  document.head.append(link);
+}
+
+const ready = () => document.dispatchEvent(new Event("candor:render-ready"));
+const url = (path) => new URL(path, document.baseURI).href;
+
+function script(src) {
+  return new Promise((resolve, reject) => {
+    const node = document.createElement("script");
+    node.src = src;
+    node.onload = resolve;
+    node.onerror = () => reject(new Error(`${src} did not load`));
+    document.head.append(node);
+  });
+}
+
+let marked = null;
+let markdownLoading = false;
+
+function loadMarkdown() {
+  if (markdownLoading) return;
+  markdownLoading = true;
+  Promise.all([import(url("web/vendor/marked/marked.esm.js")), script("web/vendor/dompurify/purify.min.js")])
+    .then(([module]) => {
+      marked = markdown(module.Marked);
+      ready();
+    })
+    .catch((e) => console.error("the Markdown renderer did not load", e));
+}
+
 let katexLoading = false;
 
 function loadKatex() {
   if (katexLoading) return;
   katexLoading = true;
-  const script = document.createElement("script");
-  script.src = "web/vendor/katex/katex.min.js";
-  script.onload = () => document.dispatchEvent(new Event("candor:math-ready"));
-  document.head.append(script);
+  stylesheet("web/vendor/katex/katex.min.css");
+  script("web/vendor/katex/katex.min.js").then(ready, (e) => console.error(e));
+}
+
+let hljs = null;
+let highlightLoading = false;
+
+function loadHighlight() {
+  if (highlightLoading) return;
+  highlightLoading = true;
+  stylesheet("web/vendor/highlight/github.min.css", "(prefers-color-scheme: light)");
+  stylesheet("web/vendor/highlight/github-dark.min.css", "(prefers-color-scheme: dark)");
+  Promise.all([import(url("web/vendor/highlight/core.min.js")), import(url("web/vendor/highlight/languages.js"))])
+    .then(([core, languages]) => {
+      for (const [name, grammar] of Object.entries(languages.default)) core.default.registerLanguage(name, grammar);
+      hljs = core.default;
+      ready();
+    })
+    .catch((e) => console.error("highlight.js did not load", e));
 }
 
 function tex(source, displayMode) {
@@ -63,30 +110,38 @@ const inlineMath = {
   renderer: (token) => tex(token.text, token.display),
 };
 
-const marked = new Marked({ gfm: true, breaks: false });
-marked.use({
-  extensions: [blockMath, inlineMath],
-  renderer: {
-    code({ text, lang }) {
-      const language = (lang || "").trim().split(/\s+/)[0].toLowerCase();
-      const known = language && hljs.getLanguage(language);
-      const body = known ? hljs.highlight(text, { language, ignoreIllegals: true }).value : escapeHtml(text);
-      const label = escapeHtml(language || "text");
-      return (
-        `<div class="code-block"><div class="code-head"><span>${label}</span>` +
-        `<button type="button" class="copy" aria-label="Copy the ${label} code">Copy</button></div>` +
-        `<pre><code class="hljs${known ? ` language-${escapeHtml(language)}` : ""}">${body}</code></pre></div>`
-      );
+/** A Markdown renderer with the math extensions and highlighted code blocks. */
+function markdown(Marked) {
+  const md = new Marked({ gfm: true, breaks: false });
+  md.use({
+    extensions: [blockMath, inlineMath],
+    renderer: {
+      code({ text, lang }) {
+        const language = (lang || "").trim().split(/\s+/)[0].toLowerCase();
+        if (language && !hljs) loadHighlight();
+        const known = language && hljs && hljs.getLanguage(language);
+        const body = known ? hljs.highlight(text, { language, ignoreIllegals: true }).value : escapeHtml(text);
+        const label = escapeHtml(language || "text");
+        return (
+          `<div class="code-block"><div class="code-head"><span>${label}</span>` +
+          `<button type="button" class="copy" aria-label="Copy the ${label} code">Copy</button></div>` +
+          `<pre><code class="hljs${known ? ` language-${escapeHtml(language)}` : ""}">${body}</code></pre></div>`
+        );
+      },
     },
-  },
-});
+  });
+  return md;
+}
 
 let hooked = false;
 
 /** Sanitized HTML for an answer written in Markdown. */
 export function markdownToHtml(text) {
   const purify = globalThis.DOMPurify;
-  if (!purify) return `<p>${escapeHtml(text)}</p>`;
+  if (!marked || !purify) {
+    loadMarkdown();
+    return `<p class="plain">${escapeHtml(text)}</p>`;
+  }
   if (!hooked) {
     // Links open apart from the page, without handing it to the new tab.
     purify.addHook("afterSanitizeAttributes", (node) => {
@@ -120,3 +175,7 @@ export async function copyText(text) {
   document.execCommand("copy");
   area.remove();
 }
+
+// Fetched once the page has loaded, so that the first answer is drawn as Markdown at once.
+if (document.readyState === "complete") loadMarkdown();
+else window.addEventListener("load", loadMarkdown, { once: true });

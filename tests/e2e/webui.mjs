@@ -258,8 +258,9 @@ for (const [name, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) {
     await page.reload();
     await page.locator("#model-name", { hasText: "tiny-qwen2-r1" }).waitFor();
     await page.click(".thinking summary");
-    // KaTeX is loaded when math first appears; then its fonts.
+    // KaTeX and highlight.js are loaded when math and code first appear; then the fonts.
     await page.locator(".answer .katex-display").waitFor();
+    await page.locator(".answer .hljs-keyword").first().waitFor();
     await page.evaluate(() => document.fonts.ready);
     if (name === "phone") {
       const wide = await page.evaluate(() => document.documentElement.scrollWidth);
