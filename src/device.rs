@@ -114,7 +114,7 @@ pub fn free_memory(device: &Device) -> Option<usize> {
 
 /// Bytes of system memory available to allocate: MemAvailable from /proc/meminfo where
 /// there is one.
-pub fn available_memory() -> Option<usize> {
+fn available_memory() -> Option<usize> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
