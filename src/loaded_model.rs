@@ -91,16 +91,31 @@ impl LoadedModel {
     pub fn load(cfg: &LoadConfig) -> Result<Self, LoadError> {
         let start = Instant::now();
         let ckpt = Checkpoint::open(&cfg.model)?;
-        let tokenizer = match &ckpt.format {
-            Format::Gguf { content } => Tokenizer::from_gguf(content)?,
-            Format::HfFolder { .. } => {
-                let path = ckpt.path.join("tokenizer.json");
-                if !path.exists() {
-                    return Err(LoadError::NoTokenizer(ckpt.path.clone()));
-                }
-                Tokenizer::from_file(&path)?
+        if let Format::HfFolder { .. } = ckpt.format {
+            if !ckpt.path.join("tokenizer.json").exists() {
+                return Err(LoadError::NoTokenizer(ckpt.path.clone()));
             }
+        }
+        let opts = LoadOptions {
+            device: cfg.device.clone().unwrap_or(Device::Cpu),
+            dtype: cfg.dtype,
+            progress: cfg.progress.clone(),
         };
+        // The tokenizer is built while the weights load: for a large vocabulary (Gemma 3's
+        // 262k tokens, its merges derived from the scores) it takes as long as they do.
+        let (tokenizer, model) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| match &ckpt.format {
+                Format::Gguf { content } => Tokenizer::from_gguf(content),
+                Format::HfFolder { .. } => Tokenizer::from_file(&ckpt.path.join("tokenizer.json")),
+            });
+            let model = ckpt.load(&opts);
+            (tokenizer.join(), model)
+        });
+        let tokenizer = match tokenizer {
+            Ok(t) => t?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let model = model?;
         let (template, template_source) =
             load_template(&ckpt, &tokenizer, cfg.chat_template.as_deref())?;
         let mut eos_ids = tokenizer.eos_token_ids();
@@ -110,12 +125,6 @@ impl LoadedModel {
         }
         eos_ids.sort_unstable();
         eos_ids.dedup();
-        let opts = LoadOptions {
-            device: cfg.device.clone().unwrap_or(Device::Cpu),
-            dtype: cfg.dtype,
-            progress: cfg.progress.clone(),
-        };
-        let model = ckpt.load(&opts)?;
         let reasoning_markers = match &cfg.reasoning_markers {
             Some((start, end)) => Markers::find(start, end, |t| tokenizer.token_to_id(t), true),
             None => {

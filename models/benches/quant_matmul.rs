@@ -1,5 +1,6 @@
 //! Time per matrix product of candor's quant kernel against candle's QMatMul, on the
-//! shapes of SmolLM2-135M (Q4_1), Gemma 3 270M (Q5_0) and DeepSeek-R1-Distill-Qwen-1.5B
+//! shapes of SmolLM2-135M (Q4_1), Gemma 3 270M (Q5_0, and its Q8_0 output layer cut to
+//! 65,536 rows) and DeepSeek-R1-Distill-Qwen-1.5B
 //! (hidden 1536, FFN 8960: Q4_K, Q6_K, Q4_0, Q8_0; the 151,936-row output layer cut to
 //! 32,768 rows), for decode (1 row) and a prefill chunk (57 rows, and 256 for the 1.5B
 //! shapes), with the weights' GB/s of candor's decode.
@@ -47,6 +48,8 @@ fn main() {
         (GgmlDType::Q6K, 32768, 1536),
         (GgmlDType::Q4_0, 8960, 1536),
         (GgmlDType::Q8_0, 8960, 1536),
+        // Gemma 3 270M's tied output layer (262,144 rows) cut to 65,536 rows.
+        (GgmlDType::Q8_0, 65536, 640),
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     println!("| dtype | rows x cols | n | candle µs | candor µs | speedup | candor GB/s |");

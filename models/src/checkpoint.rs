@@ -72,8 +72,11 @@ impl Checkpoint {
     }
 
     fn open_gguf(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).map_err(io_err(path))?;
-        let content = gguf_file::Content::read(&mut file).map_err(|e| ModelError::Gguf {
+        let file = File::open(path).map_err(io_err(path))?;
+        // Buffered: the metadata is hundreds of thousands of small reads (a 262k-token
+        // vocabulary), each a system call on a bare File (0.9 s of Gemma 3's 3 s load).
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| ModelError::Gguf {
             path: path.to_path_buf(),
             message: candle_message(&e),
         })?;
