@@ -18,6 +18,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::safetensors::{Load, MmapedSafetensors};
 use candle_core::{DType, Device, Module, Tensor};
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -397,15 +398,32 @@ impl Weights {
         let key = self.key(name);
         self.check_shape(&key, &[rows, cols])?;
         match &self.source {
-            Source::Gguf { .. } => {
+            Source::Gguf { file, content } => {
+                let info = content.tensor_infos.get(&key);
+                if let Some(info) = info
+                    .filter(|i| self.device.is_cpu() && QuantMatrix::preferred_for(i.ggml_dtype))
+                {
+                    // Straight from the file into the kernel's blocks.
+                    let dtype = info.ggml_dtype;
+                    let bytes = rows * cols / dtype.block_size() * dtype.type_size();
+                    let mut file = file.lock().expect("weights file lock poisoned");
+                    let start = content.tensor_data_offset + info.offset;
+                    let m = file
+                        .seek(SeekFrom::Start(start))
+                        .map_err(candle_core::Error::from)
+                        .and_then(|_| QuantMatrix::read(dtype, rows, cols, &mut *file))
+                        .map_err(|e| ModelError::Gguf {
+                            path: self.path.clone(),
+                            message: format!("tensor `{key}`: {}", candle_message(&e)),
+                        })?;
+                    self.advance(bytes as u64);
+                    return Ok(Matrix::Quant(Arc::new(m)));
+                }
                 let q = self.read_qtensor(&key)?;
                 let dtype = q.dtype();
                 if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
                     let w = q.dequantize(&self.device)?.to_dtype(self.dtype)?;
                     Ok(Matrix::Candle(QMatMul::Tensor(w)))
-                } else if self.device.is_cpu() && QuantMatrix::preferred_for(dtype) {
-                    // Copies the blocks; `q` is dropped on return.
-                    Ok(Matrix::Quant(Arc::new(QuantMatrix::from_qtensor(&q)?)))
                 } else {
                     let m = QMatMul::from_arc(Arc::new(q))?;
                     if self.device.is_cpu() {

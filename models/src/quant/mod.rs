@@ -109,6 +109,28 @@ fn parse<W: WeightBlock>(bytes: &[u8]) -> Vec<W> {
     bytes.chunks_exact(W::BYTES).map(W::from_bytes).collect()
 }
 
+/// `n` blocks read straight from `reader` into the vector that keeps them.
+fn read_blocks<W: WeightBlock>(
+    n: usize,
+    reader: &mut impl std::io::Read,
+) -> std::io::Result<Vec<W>> {
+    assert!(
+        std::mem::size_of::<W>() == W::BYTES && std::mem::align_of::<W>() == 1,
+        "weight blocks are byte arrays"
+    );
+    // Zeroed by the allocator (fresh pages from the OS for large sizes, no memset).
+    let mut bytes = vec![0u8; n * W::BYTES];
+    reader.read_exact(&mut bytes)?;
+    bytes.shrink_to_fit();
+    assert_eq!(bytes.capacity(), bytes.len());
+    let mut bytes = std::mem::ManuallyDrop::new(bytes);
+    // SAFETY: every weight block is a repr(C) struct of byte arrays (asserted: W::BYTES
+    // bytes, alignment 1), for which every bit pattern is a value; the allocation holds
+    // exactly n * W::BYTES bytes at alignment 1, the layout of n blocks, and is handed
+    // over whole (the byte vector is never dropped).
+    Ok(unsafe { Vec::from_raw_parts(bytes.as_mut_ptr().cast::<W>(), n, n) })
+}
+
 impl QuantMatrix {
     /// Whether this module multiplies weights of `dtype`.
     pub fn supports(dtype: GgmlDType) -> bool {
@@ -162,6 +184,41 @@ impl QuantMatrix {
                 "quantized matrix: {other:?} is not Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K or Q6_K"
             ),
         };
+        Self::from_blocks(rows, cols, blocks)
+    }
+
+    /// Reads a (rows, cols) matrix of `dtype` blocks, as a GGUF file stores it, from
+    /// `reader` straight into its own memory: one copy, where a `QTensor` on the way
+    /// takes three (a read buffer, candle's storage, these blocks).
+    pub fn read(
+        dtype: GgmlDType,
+        rows: usize,
+        cols: usize,
+        reader: &mut impl std::io::Read,
+    ) -> candle_core::Result<Self> {
+        let per_block = dtype.block_size();
+        if !cols.is_multiple_of(per_block) {
+            candle_core::bail!(
+                "quantized matrix: {cols} columns are not whole {dtype:?} blocks of {per_block}"
+            );
+        }
+        let n = rows * cols / per_block;
+        let blocks = match dtype {
+            GgmlDType::Q4_0 => Blocks::Q4_0(read_blocks(n, reader)?),
+            GgmlDType::Q4_1 => Blocks::Q4_1(read_blocks(n, reader)?),
+            GgmlDType::Q5_0 => Blocks::Q5_0(read_blocks(n, reader)?),
+            GgmlDType::Q5_1 => Blocks::Q5_1(read_blocks(n, reader)?),
+            GgmlDType::Q8_0 => Blocks::Q8_0(read_blocks(n, reader)?),
+            GgmlDType::Q4K => Blocks::Q4K(read_blocks(n, reader)?),
+            GgmlDType::Q6K => Blocks::Q6K(read_blocks(n, reader)?),
+            other => candle_core::bail!(
+                "quantized matrix: {other:?} is not Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K or Q6_K"
+            ),
+        };
+        Self::from_blocks(rows, cols, blocks)
+    }
+
+    fn from_blocks(rows: usize, cols: usize, blocks: Blocks) -> candle_core::Result<Self> {
         let m = Self {
             rows,
             cols,

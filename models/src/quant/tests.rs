@@ -216,6 +216,31 @@ fn scalar_and_simd_are_bitwise_equal() {
 }
 
 #[test]
+fn reading_the_file_bytes_gives_the_matrix_a_qtensor_gives() {
+    for dtype in TYPES {
+        let (rows, cols) = (7, width(dtype, 256));
+        let q = quantized(dtype, rows, cols, 11);
+        let want = QuantMatrix::from_qtensor(&q).unwrap();
+        // The bytes as a GGUF file stores them, behind a few bytes of something else.
+        let mut file = vec![0xAAu8; 3];
+        file.extend_from_slice(&q.data().unwrap());
+        let mut reader = std::io::Cursor::new(&file[3..]);
+        let got = QuantMatrix::read(dtype, rows, cols, &mut reader).unwrap();
+        let x = values(4, 3 * cols, 1.0);
+        assert_eq!(got.matmul(&x, 3), want.matmul(&x, 3), "{dtype:?}");
+        // A file cut short is an error, not a matrix of zeros.
+        let mut short = std::io::Cursor::new(&file[3..file.len() - 1]);
+        assert!(
+            QuantMatrix::read(dtype, rows, cols, &mut short).is_err(),
+            "{dtype:?}"
+        );
+    }
+    let mut empty = std::io::Cursor::new(Vec::new());
+    let e = QuantMatrix::read(GgmlDType::Q4K, 2, 100, &mut empty).unwrap_err();
+    assert!(e.to_string().contains("not whole"), "{e}");
+}
+
+#[test]
 fn a_row_does_not_depend_on_its_batch() {
     for dtype in TYPES {
         let (rows, cols) = (29, width(dtype, 192));
