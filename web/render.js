@@ -43,7 +43,10 @@ function loadMarkdown() {
       marked = markdown(module.Marked);
       ready();
     })
-    .catch((e) => console.error("the Markdown renderer did not load", e));
+    .catch((e) => {
+      markdownLoading = false; // the next answer drawn tries again
+      console.error("the Markdown renderer did not load", e);
+    });
 }
 
 let katexLoading = false;
@@ -52,7 +55,10 @@ function loadKatex() {
   if (katexLoading) return;
   katexLoading = true;
   stylesheet("web/vendor/katex/katex.min.css");
-  script("web/vendor/katex/katex.min.js").then(ready, (e) => console.error(e));
+  script("web/vendor/katex/katex.min.js").then(ready, (e) => {
+    katexLoading = false;
+    console.error(e);
+  });
 }
 
 let hljs = null;
@@ -69,7 +75,10 @@ function loadHighlight() {
       hljs = core.default;
       ready();
     })
-    .catch((e) => console.error("highlight.js did not load", e));
+    .catch((e) => {
+      highlightLoading = false;
+      console.error("highlight.js did not load", e);
+    });
 }
 
 function tex(source, displayMode) {
