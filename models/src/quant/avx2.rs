@@ -27,6 +27,22 @@ pub trait Avx2Block: WeightBlock {
     /// # Safety
     /// The CPU must support AVX2 and F16C; `j < SUB`.
     unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32);
+
+    /// Calls `f` with [`Avx2Block::unpack`] of every sub-block in order. The K-quants
+    /// override it to decode what their sub-blocks share (the f16 scales, the packed 6-bit
+    /// ones, bytes holding two sub-blocks' nibbles) once per block; the values passed are
+    /// the same.
+    ///
+    /// # Safety
+    /// As for `unpack`.
+    #[inline(always)]
+    unsafe fn for_each_sub(&self, mut f: impl FnMut(__m256i, __m256, f32)) {
+        for j in 0..Self::SUB {
+            // SAFETY: j < SUB; the caller guarantees the CPU features.
+            let (q, d, m) = unsafe { self.unpack(j) };
+            f(q, d, m);
+        }
+    }
 }
 
 /// `d` and `m`, two f16 numbers side by side, widened together.
@@ -123,6 +139,25 @@ impl Avx2Block for BlockQ8_0 {
 
 impl Avx2Block for BlockQ4K {
     #[inline(always)]
+    unsafe fn for_each_sub(&self, mut f: impl FnMut(__m256i, __m256, f32)) {
+        let (d, dmin) = scales_f16(self.d, self.dmin);
+        let low = _mm256_set1_epi8(0x0F);
+        for pair in 0..4 {
+            // SAFETY: an unaligned 32-byte load from bytes 32 * pair.. of a 128-byte array;
+            // sub-blocks 2 * pair and 2 * pair + 1 are its low and high nibbles.
+            let q = unsafe { _mm256_loadu_si256(self.qs.as_ptr().add(32 * pair).cast()) };
+            for (j, q) in [(2 * pair, q), (2 * pair + 1, _mm256_srli_epi16(q, 4))] {
+                let (sc, m) = scale_min_k4(j, &self.scales);
+                f(
+                    _mm256_and_si256(q, low),
+                    _mm256_set1_ps(d * sc as f32),
+                    -(dmin * m as f32),
+                );
+            }
+        }
+    }
+
+    #[inline(always)]
     unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32) {
         let (d, dmin) = scales_f16(self.d, self.dmin);
         let (sc, m) = scale_min_k4(j, &self.scales);
@@ -143,6 +178,44 @@ impl Avx2Block for BlockQ4K {
 }
 
 impl Avx2Block for BlockQ6K {
+    #[inline(always)]
+    unsafe fn for_each_sub(&self, mut f: impl FnMut(__m256i, __m256, f32)) {
+        let (d, _) = scales_f16(self.d, [0, 0]);
+        for half in 0..2 {
+            // SAFETY: unaligned 32-byte loads from bytes 64 * half.. and 64 * half + 32..
+            // of the 128-byte `ql` and 32 * half.. of the 64-byte `qh`: every byte the
+            // half's four sub-blocks take (see q6k_place).
+            let (ql, qh) = unsafe {
+                (
+                    [
+                        _mm256_loadu_si256(self.ql.as_ptr().add(64 * half).cast()),
+                        _mm256_loadu_si256(self.ql.as_ptr().add(64 * half + 32).cast()),
+                    ],
+                    _mm256_loadu_si256(self.qh.as_ptr().add(32 * half).cast()),
+                )
+            };
+            for k in 0..4 {
+                let lo = if k >= 2 {
+                    _mm256_srli_epi16(ql[k % 2], 4)
+                } else {
+                    ql[k % 2]
+                };
+                let nib = _mm256_and_si256(lo, _mm256_set1_epi8(0x0F));
+                let two = _mm256_and_si256(
+                    _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)),
+                    _mm256_set1_epi8(0x03),
+                );
+                let q = _mm256_or_si256(nib, _mm256_slli_epi16(two, 4));
+                let s = 8 * half + 2 * k;
+                let scales = _mm256_set_m128(
+                    _mm_set1_ps(d * self.scales[s + 1] as f32),
+                    _mm_set1_ps(d * self.scales[s] as f32),
+                );
+                f(_mm256_sub_epi8(q, _mm256_set1_epi8(32)), scales, 0.0);
+            }
+        }
+    }
+
     #[inline(always)]
     unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32) {
         let (d, _) = scales_f16(self.d, [0, 0]);
@@ -192,34 +265,38 @@ pub unsafe fn dot_tile<W: Avx2Block, const R: usize>(w: &[W], a: [&[BlockQ8]; R]
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [0f32; R];
-    for b in 0..kb {
-        // SAFETY: b / SUB < w.len() and b % SUB < SUB; the caller guarantees the CPU
-        // features.
-        let (qx, dw, mw) = unsafe { w.get_unchecked(b / W::SUB).unpack(b % W::SUB) };
-        // For signed values, multiply |x| by y with x's sign (maddubs wants an unsigned
-        // first operand); |x| once per block.
-        let ax = if W::HAS_MIN {
-            qx
-        } else {
-            _mm256_sign_epi8(qx, qx)
+    let mut b = 0;
+    for wb in w {
+        // SAFETY: the caller guarantees the CPU features.
+        unsafe {
+            wb.for_each_sub(|qx, dw, mw| {
+                // For signed values, multiply |x| by y with x's sign (maddubs wants an
+                // unsigned first operand); |x| once per sub-block.
+                let ax = if W::HAS_MIN {
+                    qx
+                } else {
+                    _mm256_sign_epi8(qx, qx)
+                };
+                for r in 0..R {
+                    // SAFETY: b < kb == a[r].len() (w.len() * SUB sub-blocks in all).
+                    let ab = a[r].get_unchecked(b);
+                    if W::HAS_MIN {
+                        summs[r] += mw * ab.s;
+                    }
+                    // SAFETY: an unaligned 32-byte load from a 32-byte array.
+                    let qy = _mm256_loadu_si256(ab.qs.as_ptr().cast());
+                    let qy = if W::HAS_MIN {
+                        qy
+                    } else {
+                        _mm256_sign_epi8(qy, qx)
+                    };
+                    let pairs = _mm256_maddubs_epi16(ax, qy);
+                    let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+                    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ab.d)), q, acc[r]);
+                }
+                b += 1;
+            })
         };
-        for r in 0..R {
-            // SAFETY: b < kb == a[r].len().
-            let ab = unsafe { a[r].get_unchecked(b) };
-            if W::HAS_MIN {
-                summs[r] += mw * ab.s;
-            }
-            // SAFETY: an unaligned 32-byte load from a 32-byte array.
-            let qy = unsafe { _mm256_loadu_si256(ab.qs.as_ptr().cast()) };
-            let qy = if W::HAS_MIN {
-                qy
-            } else {
-                _mm256_sign_epi8(qy, qx)
-            };
-            let pairs = _mm256_maddubs_epi16(ax, qy);
-            let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ab.d)), q, acc[r]);
-        }
     }
     for r in 0..R {
         out[r] = hsum_f32(acc[r]) + summs[r];
