@@ -1,8 +1,9 @@
 //! The KV cache interface the models attend through, and a contiguous implementation.
 //!
-//! The cache is owned by the caller (the engine), one per sequence, so that a scheduler
-//! can batch any set of sequences and a paged cache ([`crate::paged`]) can replace
-//! [`ContiguousCache`] without touching the architectures. The cache computes attention
+//! The cache is owned by the caller, one per sequence, so that a scheduler can batch any
+//! set of sequences. The engine uses the paged cache ([`crate::paged`]);
+//! [`ContiguousCache`] is the unpaged one, for running a model directly and as the
+//! reference the paged cache is tested against. The cache computes attention
 //! itself, so that each one reads keys and values from its own storage without first
 //! gathering them into one tensor.
 

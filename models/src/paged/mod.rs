@@ -92,27 +92,9 @@ impl PagedKvStore {
         )
     }
 
-    /// A store of candle tensors in `dtype` on `device`, read by the reference path
-    /// (on the CPU in f32 too, where it checks the kernel).
-    pub fn on_device(
-        num_layers: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        block_size: usize,
-        num_blocks: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self> {
-        Self::with(
-            PagedAttention::Reference,
-            [num_layers, kv_heads, head_dim, block_size, num_blocks],
-            dtype,
-            device,
-        )
-    }
-
     /// A store read by `attention`; `dims`: layers, kv heads, head dimension, block size,
-    /// blocks.
+    /// blocks. [`PagedAttention::Reference`] takes any dtype and device (on the CPU in
+    /// f32 too, where it checks the kernel).
     pub fn with(
         attention: PagedAttention,
         dims: [usize; 5],

@@ -94,9 +94,12 @@ impl Path {
         );
         match self {
             Path::Kernel => PagedKvStore::new(LAYERS, kvh, d, bs, nb),
-            Path::Reference(dt) => {
-                PagedKvStore::on_device(LAYERS, kvh, d, bs, nb, dt, &Device::Cpu)
-            }
+            Path::Reference(dt) => PagedKvStore::with(
+                PagedAttention::Reference,
+                [LAYERS, kvh, d, bs, nb],
+                dt,
+                &Device::Cpu,
+            ),
         }
         .unwrap()
     }
@@ -428,7 +431,13 @@ fn copy_block_copies_every_layer() {
 #[test]
 fn copy_block_copies_every_layer_of_a_store_of_tensors() {
     // Two layers, one kv head of dimension 2, blocks of 2 slots: a block is 2 rows.
-    let mut store = PagedKvStore::on_device(2, 1, 2, 2, 3, DType::F16, &Device::Cpu).unwrap();
+    let mut store = PagedKvStore::with(
+        PagedAttention::Reference,
+        [2, 1, 2, 2, 3],
+        DType::F16,
+        &Device::Cpu,
+    )
+    .unwrap();
     let fill = |t: &Tensor, at: usize, x: &[f32]| {
         let rows = Tensor::from_slice(x, (x.len() / 2, 2), &Device::Cpu).unwrap();
         t.slice_set(&rows.to_dtype(DType::F16).unwrap(), 0, at)
@@ -459,7 +468,13 @@ fn copy_block_copies_every_layer_of_a_store_of_tensors() {
 
 #[test]
 fn a_store_of_tensors_takes_only_its_own_dtype() {
-    let store = PagedKvStore::on_device(1, 2, 4, 4, 3, DType::BF16, &Device::Cpu).unwrap();
+    let store = PagedKvStore::with(
+        PagedAttention::Reference,
+        [1, 2, 4, 4, 3],
+        DType::BF16,
+        &Device::Cpu,
+    )
+    .unwrap();
     let table = [0u32];
     let mut cache = PagedSeqCache::new(Arc::new(Mutex::new(store)), &table, 0);
     let t = |h| Tensor::zeros((h, 1, 4), DType::F16, &Device::Cpu).unwrap();
@@ -492,7 +507,13 @@ fn bytes_per_block() {
     };
     let floats: usize = k.iter().chain(v).map(Vec::len).sum();
     assert_eq!(floats * 4, 3 * 8192);
-    let store = PagedKvStore::on_device(2, 4, 8, 16, 3, DType::BF16, &Device::Cpu).unwrap();
+    let store = PagedKvStore::with(
+        PagedAttention::Reference,
+        [2, 4, 8, 16, 3],
+        DType::BF16,
+        &Device::Cpu,
+    )
+    .unwrap();
     let (k, v) = store.layer_tensors(1).unwrap();
     assert_eq!((k.dims(), v.dtype()), (&[48, 32][..], DType::BF16));
 }

@@ -35,8 +35,6 @@ pub trait WeightBlock: Copy + Send + Sync + 'static {
     /// Q6_K) activations are Q8_0.
     const HAS_MIN: bool;
 
-    /// Reads one block from its `BYTES` little-endian bytes.
-    fn from_bytes(bytes: &[u8]) -> Self;
     /// Sub-block `j`'s scale for its values 0..16 and for 16..32 (the same number but in
     /// Q6_K, whose scales cover 16 values), and its min `m` (0 without a min), in f32.
     fn scales(&self, j: usize) -> (f32, f32, f32);
@@ -161,23 +159,10 @@ pub struct BlockQ8_0 {
     pub qs: [u8; QK],
 }
 
-fn arr<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
-    bytes[at..at + N]
-        .try_into()
-        .expect("block slice has BYTES bytes")
-}
-
 impl WeightBlock for BlockQ4_0 {
     const BYTES: usize = 18;
     const SUB: usize = 1;
     const HAS_MIN: bool = false;
-
-    fn from_bytes(b: &[u8]) -> Self {
-        Self {
-            d: arr(b, 0),
-            qs: arr(b, 2),
-        }
-    }
 
     fn scales(&self, _: usize) -> (f32, f32, f32) {
         let d = f16_bits(self.d);
@@ -193,15 +178,6 @@ impl WeightBlock for BlockQ4K {
     const BYTES: usize = 144;
     const SUB: usize = 8;
     const HAS_MIN: bool = true;
-
-    fn from_bytes(b: &[u8]) -> Self {
-        Self {
-            d: arr(b, 0),
-            dmin: arr(b, 2),
-            scales: arr(b, 4),
-            qs: arr(b, 16),
-        }
-    }
 
     fn scales(&self, j: usize) -> (f32, f32, f32) {
         let (sc, m) = scale_min_k4(j, &self.scales);
@@ -219,15 +195,6 @@ impl WeightBlock for BlockQ6K {
     const BYTES: usize = 210;
     const SUB: usize = 8;
     const HAS_MIN: bool = false;
-
-    fn from_bytes(b: &[u8]) -> Self {
-        Self {
-            ql: arr(b, 0),
-            qh: arr(b, 128),
-            scales: arr::<16>(b, 192).map(|v| v as i8),
-            d: arr(b, 208),
-        }
-    }
 
     fn scales(&self, j: usize) -> (f32, f32, f32) {
         let (.., s) = q6k_place(j);
@@ -255,14 +222,6 @@ impl WeightBlock for BlockQ4_1 {
     const SUB: usize = 1;
     const HAS_MIN: bool = true;
 
-    fn from_bytes(b: &[u8]) -> Self {
-        Self {
-            d: arr(b, 0),
-            m: arr(b, 2),
-            qs: arr(b, 4),
-        }
-    }
-
     fn scales(&self, _: usize) -> (f32, f32, f32) {
         let d = f16_bits(self.d);
         (d, d, f16_bits(self.m))
@@ -277,14 +236,6 @@ impl WeightBlock for BlockQ5_0 {
     const BYTES: usize = 22;
     const SUB: usize = 1;
     const HAS_MIN: bool = false;
-
-    fn from_bytes(b: &[u8]) -> Self {
-        Self {
-            d: arr(b, 0),
-            qh: arr(b, 2),
-            qs: arr(b, 6),
-        }
-    }
 
     fn scales(&self, _: usize) -> (f32, f32, f32) {
         let d = f16_bits(self.d);
@@ -302,15 +253,6 @@ impl WeightBlock for BlockQ5_1 {
     const SUB: usize = 1;
     const HAS_MIN: bool = true;
 
-    fn from_bytes(b: &[u8]) -> Self {
-        Self {
-            d: arr(b, 0),
-            m: arr(b, 2),
-            qh: arr(b, 4),
-            qs: arr(b, 8),
-        }
-    }
-
     fn scales(&self, _: usize) -> (f32, f32, f32) {
         let d = f16_bits(self.d);
         (d, d, f16_bits(self.m))
@@ -326,13 +268,6 @@ impl WeightBlock for BlockQ8_0 {
     const BYTES: usize = 34;
     const SUB: usize = 1;
     const HAS_MIN: bool = false;
-
-    fn from_bytes(b: &[u8]) -> Self {
-        Self {
-            d: arr(b, 0),
-            qs: arr(b, 2),
-        }
-    }
 
     fn scales(&self, _: usize) -> (f32, f32, f32) {
         let d = f16_bits(self.d);

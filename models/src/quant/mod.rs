@@ -105,11 +105,9 @@ impl std::fmt::Debug for QuantMatrix {
     }
 }
 
-fn parse<W: WeightBlock>(bytes: &[u8]) -> Vec<W> {
-    bytes.chunks_exact(W::BYTES).map(W::from_bytes).collect()
-}
-
-/// `n` blocks read straight from `reader` into the vector that keeps them.
+/// `n` blocks read straight from `reader` into the vector that keeps them: a block type's
+/// fields, in order, are its bytes in a GGUF file (checked against candle's kernels and
+/// dequantization in the tests).
 fn read_blocks<W: WeightBlock>(
     n: usize,
     reader: &mut impl std::io::Read,
@@ -172,19 +170,15 @@ impl QuantMatrix {
     pub fn from_qtensor(q: &QTensor) -> candle_core::Result<Self> {
         let (rows, cols) = q.shape().dims2()?;
         let data = q.data()?;
-        let blocks = match q.dtype() {
-            GgmlDType::Q4_0 => Blocks::Q4_0(parse(&data)),
-            GgmlDType::Q4_1 => Blocks::Q4_1(parse(&data)),
-            GgmlDType::Q5_0 => Blocks::Q5_0(parse(&data)),
-            GgmlDType::Q5_1 => Blocks::Q5_1(parse(&data)),
-            GgmlDType::Q8_0 => Blocks::Q8_0(parse(&data)),
-            GgmlDType::Q4K => Blocks::Q4K(parse(&data)),
-            GgmlDType::Q6K => Blocks::Q6K(parse(&data)),
-            other => candle_core::bail!(
-                "quantized matrix: {other:?} is not Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K or Q6_K"
-            ),
-        };
-        Self::from_blocks(rows, cols, blocks)
+        let dtype = q.dtype();
+        let expected = rows * cols / dtype.block_size() * dtype.type_size();
+        if data.len() != expected {
+            candle_core::bail!(
+                "quantized matrix: {} bytes for a ({rows}, {cols}) {dtype:?} tensor",
+                data.len()
+            );
+        }
+        Self::read(dtype, rows, cols, &mut &data[..])
     }
 
     /// Reads a (rows, cols) matrix of `dtype` blocks, as a GGUF file stores it, from
@@ -215,39 +209,13 @@ impl QuantMatrix {
                 "quantized matrix: {other:?} is not Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K or Q6_K"
             ),
         };
-        Self::from_blocks(rows, cols, blocks)
-    }
-
-    fn from_blocks(rows: usize, cols: usize, blocks: Blocks) -> candle_core::Result<Self> {
-        let m = Self {
+        // `cols` is whole blocks (checked above) and `n` blocks were read.
+        Ok(Self {
             rows,
             cols,
             blocks,
             isa: Isa::detect(),
-        };
-        let per_block = QK * m.sub_blocks();
-        if !cols.is_multiple_of(per_block) {
-            candle_core::bail!(
-                "quantized matrix: {cols} columns are not whole {:?} blocks of {per_block}",
-                m.dtype()
-            );
-        }
-        let n_blocks = each_format!(&m.blocks, b => b.len());
-        if n_blocks != rows * cols / per_block {
-            candle_core::bail!(
-                "quantized matrix: {n_blocks} blocks for a ({rows}, {cols}) {:?} tensor",
-                m.dtype()
-            );
-        }
-        Ok(m)
-    }
-
-    /// 32-value sub-blocks per block of this format.
-    fn sub_blocks(&self) -> usize {
-        fn sub<W: WeightBlock>(_: &[W]) -> usize {
-            W::SUB
-        }
-        each_format!(&self.blocks, b => sub(b))
+        })
     }
 
     /// The matrices' rows one after the other: one product computes all of them (the
