@@ -10,40 +10,78 @@
 //! weight row is multiplied with a tile of activation rows at once, each pair with its own
 //! accumulator, so that prefill unpacks every weight block once per tile of activation
 //! rows. Per pair the operations and their order are exactly those of one ggml dot
-//! product, so a result does not depend on the tile it was computed in.
+//! product, so a result does not depend on the tile it was computed in. The K-quants
+//! ([`dot_tile_k`]) apply their sub-blocks' integer scales in integers, as ggml's
+//! `ggml_vec_dot_q4_K_q8_K` / `q6_K_q8_K` do, but against activations quantized per 32
+//! values (see [`super::blocks`]).
 
 use super::blocks::{
-    q6k_place, scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K,
-    BlockQ8, BlockQ8_0, WeightBlock, QK,
+    k4_scales_mins, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
+    BlockQ8_0, BlockQ8x8, SuperBlock, WeightBlock, QK,
 };
 use std::arch::x86_64::*;
 
-/// The unpacking half of a dot product, per weight format.
-pub trait Avx2Block: WeightBlock {
-    /// Sub-block `j`'s 32 values as bytes (unsigned for formats with a min, signed for the
-    /// others), its scales per lane of the accumulator (lanes 0..4 for values 0..16,
-    /// 4..8 for 16..32) and `m` (0 without a min).
+/// A weight row against up to four activation rows, per format (see [`dot_tile`] and
+/// [`dot_tile_k`]).
+pub trait Avx2Dot: WeightBlock {
+    /// `out[r] = w · a[r]`.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and F16C; `j < SUB`.
-    unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32);
-
-    /// Calls `f` with [`Avx2Block::unpack`] of every sub-block in order. The K-quants
-    /// override it to decode what their sub-blocks share (the f16 scales, the packed 6-bit
-    /// ones, bytes holding two sub-blocks' nibbles) once per block; the values passed are
-    /// the same.
-    ///
-    /// # Safety
-    /// As for `unpack`.
-    #[inline(always)]
-    unsafe fn for_each_sub(&self, mut f: impl FnMut(__m256i, __m256, f32)) {
-        for j in 0..Self::SUB {
-            // SAFETY: j < SUB; the caller guarantees the CPU features.
-            let (q, d, m) = unsafe { self.unpack(j) };
-            f(q, d, m);
-        }
-    }
+    /// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and
+    /// `out` has `R` elements.
+    unsafe fn dot_tile<const R: usize>(w: &[Self], a: [&[Self::Act]; R], out: &mut [f32]);
 }
+
+/// The unpacking half of a dot product, per format of one block of 32 values.
+pub trait Avx2Block: WeightBlock<Act = BlockQ8> {
+    /// The block's 32 values as bytes (unsigned for formats with a min, signed for the
+    /// others), its scale in every lane and `m` (0 without a min).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn unpack(&self) -> (__m256i, __m256, f32);
+}
+
+/// The unpacking half of a K-quant dot product.
+pub trait Avx2SuperBlock: SuperBlock {
+    /// Calls `f(j, q, sc)` for every sub-block `j` in order: `q` its 32 values as bytes
+    /// (unsigned with mins, signed without), `sc` its integer scales as 16-bit lanes (0..8
+    /// for values 0..16, 8..16 for values 16..32); then returns the super-block's `d` and
+    /// its mins in f32 lanes 0..8 (zeros without mins): what [`SuperBlock::int_scales`]
+    /// gives.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn for_each_sub(&self, f: impl FnMut(usize, __m256i, __m256i)) -> (f32, __m256);
+}
+
+macro_rules! one_block_of_32 {
+    ($($t:ty),*) => {$(
+        impl Avx2Dot for $t {
+            #[inline]
+            unsafe fn dot_tile<const R: usize>(w: &[Self], a: [&[BlockQ8]; R], out: &mut [f32]) {
+                // SAFETY: passed on from the caller.
+                unsafe { dot_tile::<Self, R>(w, a, out) }
+            }
+        }
+    )*};
+}
+
+one_block_of_32!(BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0);
+
+macro_rules! super_block {
+    ($($t:ty),*) => {$(
+        impl Avx2Dot for $t {
+            #[inline]
+            unsafe fn dot_tile<const R: usize>(w: &[Self], a: [&[BlockQ8x8]; R], out: &mut [f32]) {
+                // SAFETY: passed on from the caller.
+                unsafe { dot_tile_k::<Self, R>(w, a, out) }
+            }
+        }
+    )*};
+}
+
+super_block!(BlockQ4K, BlockQ6K);
 
 /// `d` and `m`, two f16 numbers side by side, widened together.
 #[target_feature(enable = "avx2,f16c")]
@@ -82,7 +120,7 @@ fn bits(qh: [u8; 4]) -> __m256i {
 
 impl Avx2Block for BlockQ4_0 {
     #[inline(always)]
-    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
+    unsafe fn unpack(&self) -> (__m256i, __m256, f32) {
         let (d, _) = scales_f16(self.d, [0, 0]);
         let q = _mm256_sub_epi8(nibbles(&self.qs), _mm256_set1_epi8(8));
         (q, _mm256_set1_ps(d), 0.0)
@@ -91,7 +129,7 @@ impl Avx2Block for BlockQ4_0 {
 
 impl Avx2Block for BlockQ4_1 {
     #[inline(always)]
-    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
+    unsafe fn unpack(&self) -> (__m256i, __m256, f32) {
         let (d, m) = scales_f16(self.d, self.m);
         (nibbles(&self.qs), _mm256_set1_ps(d), m)
     }
@@ -99,7 +137,7 @@ impl Avx2Block for BlockQ4_1 {
 
 impl Avx2Block for BlockQ5_0 {
     #[inline(always)]
-    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
+    unsafe fn unpack(&self) -> (__m256i, __m256, f32) {
         let (d, _) = scales_f16(self.d, [0, 0]);
         // Where bit 4 is clear the value is nibble - 16: set the byte's high nibble.
         let high = _mm256_andnot_si256(bits(self.qh), _mm256_set1_epi8(0xF0u8 as i8));
@@ -113,7 +151,7 @@ impl Avx2Block for BlockQ5_0 {
 
 impl Avx2Block for BlockQ5_1 {
     #[inline(always)]
-    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
+    unsafe fn unpack(&self) -> (__m256i, __m256, f32) {
         let (d, m) = scales_f16(self.d, self.m);
         let high = _mm256_and_si256(bits(self.qh), _mm256_set1_epi8(0x10));
         (
@@ -126,7 +164,7 @@ impl Avx2Block for BlockQ5_1 {
 
 impl Avx2Block for BlockQ8_0 {
     #[inline(always)]
-    unsafe fn unpack(&self, _: usize) -> (__m256i, __m256, f32) {
+    unsafe fn unpack(&self) -> (__m256i, __m256, f32) {
         let (d, _) = scales_f16(self.d, [0, 0]);
         // SAFETY: an unaligned 32-byte load from a 32-byte array.
         (
@@ -137,49 +175,30 @@ impl Avx2Block for BlockQ8_0 {
     }
 }
 
-impl Avx2Block for BlockQ4K {
+impl Avx2SuperBlock for BlockQ4K {
     #[inline(always)]
-    unsafe fn for_each_sub(&self, mut f: impl FnMut(__m256i, __m256, f32)) {
+    unsafe fn for_each_sub(&self, mut f: impl FnMut(usize, __m256i, __m256i)) -> (f32, __m256) {
         let (d, dmin) = scales_f16(self.d, self.dmin);
+        let (sc, m) = k4_scales_mins(&self.scales);
         let low = _mm256_set1_epi8(0x0F);
         for pair in 0..4 {
             // SAFETY: an unaligned 32-byte load from bytes 32 * pair.. of a 128-byte array;
             // sub-blocks 2 * pair and 2 * pair + 1 are its low and high nibbles.
             let q = unsafe { _mm256_loadu_si256(self.qs.as_ptr().add(32 * pair).cast()) };
             for (j, q) in [(2 * pair, q), (2 * pair + 1, _mm256_srli_epi16(q, 4))] {
-                let (sc, m) = scale_min_k4(j, &self.scales);
-                f(
-                    _mm256_and_si256(q, low),
-                    _mm256_set1_ps(d * sc as f32),
-                    -(dmin * m as f32),
-                );
+                f(j, _mm256_and_si256(q, low), _mm256_set1_epi16(sc[j] as i16));
             }
         }
-    }
-
-    #[inline(always)]
-    unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32) {
-        let (d, dmin) = scales_f16(self.d, self.dmin);
-        let (sc, m) = scale_min_k4(j, &self.scales);
-        let at = 32 * (j / 2);
-        // SAFETY: an unaligned 32-byte load from bytes at..at + 32 of a 128-byte array.
-        let q = unsafe { _mm256_loadu_si256(self.qs.as_ptr().add(at).cast()) };
-        let q = if j.is_multiple_of(2) {
-            q
-        } else {
-            _mm256_srli_epi16(q, 4)
-        };
-        (
-            _mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
-            _mm256_set1_ps(d * sc as f32),
-            -(dmin * m as f32),
-        )
+        // SAFETY: an unaligned 8-byte load from an 8-byte array.
+        let m = unsafe { _mm_loadl_epi64(m.as_ptr().cast()) };
+        let m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m));
+        (d, _mm256_mul_ps(m, _mm256_set1_ps(-dmin)))
     }
 }
 
-impl Avx2Block for BlockQ6K {
+impl Avx2SuperBlock for BlockQ6K {
     #[inline(always)]
-    unsafe fn for_each_sub(&self, mut f: impl FnMut(__m256i, __m256, f32)) {
+    unsafe fn for_each_sub(&self, mut f: impl FnMut(usize, __m256i, __m256i)) -> (f32, __m256) {
         let (d, _) = scales_f16(self.d, [0, 0]);
         for half in 0..2 {
             // SAFETY: unaligned 32-byte loads from bytes 64 * half.. and 64 * half + 32..
@@ -207,39 +226,14 @@ impl Avx2Block for BlockQ6K {
                 );
                 let q = _mm256_or_si256(nib, _mm256_slli_epi16(two, 4));
                 let s = 8 * half + 2 * k;
-                let scales = _mm256_set_m128(
-                    _mm_set1_ps(d * self.scales[s + 1] as f32),
-                    _mm_set1_ps(d * self.scales[s] as f32),
+                let sc = _mm256_set_m128i(
+                    _mm_set1_epi16(self.scales[s + 1] as i16),
+                    _mm_set1_epi16(self.scales[s] as i16),
                 );
-                f(_mm256_sub_epi8(q, _mm256_set1_epi8(32)), scales, 0.0);
+                f(4 * half + k, _mm256_sub_epi8(q, _mm256_set1_epi8(32)), sc);
             }
         }
-    }
-
-    #[inline(always)]
-    unsafe fn unpack(&self, j: usize) -> (__m256i, __m256, f32) {
-        let (d, _) = scales_f16(self.d, [0, 0]);
-        let (l, high, h, shift, s) = q6k_place(j);
-        // SAFETY: unaligned 32-byte loads from bytes l..l + 32 of the 128-byte `ql` and
-        // h..h + 32 of the 64-byte `qh` (q6k_place keeps them in bounds).
-        let (lo, hi) = unsafe {
-            (
-                _mm256_loadu_si256(self.ql.as_ptr().add(l).cast()),
-                _mm256_loadu_si256(self.qh.as_ptr().add(h).cast()),
-            )
-        };
-        let lo = if high { _mm256_srli_epi16(lo, 4) } else { lo };
-        let nib = _mm256_and_si256(lo, _mm256_set1_epi8(0x0F));
-        let two = _mm256_and_si256(
-            _mm256_srl_epi16(hi, _mm_cvtsi32_si128(shift as i32)),
-            _mm256_set1_epi8(0x03),
-        );
-        let q = _mm256_or_si256(nib, _mm256_slli_epi16(two, 4));
-        let scales = _mm256_set_m128(
-            _mm_set1_ps(d * self.scales[s + 1] as f32),
-            _mm_set1_ps(d * self.scales[s] as f32),
-        );
-        (_mm256_sub_epi8(q, _mm256_set1_epi8(32)), scales, 0.0)
+        (d, _mm256_setzero_ps())
     }
 }
 
@@ -255,51 +249,109 @@ fn hsum_f32(x: __m256) -> f32 {
 /// accumulator.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C; every `a[r]` has `W::SUB` blocks per block of
-/// `w`, and `out` has `R` elements.
+/// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and `out`
+/// has `R` elements.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_tile<W: Avx2Block, const R: usize>(w: &[W], a: [&[BlockQ8]; R], out: &mut [f32]) {
-    let kb = w.len() * W::SUB;
-    debug_assert!(a.iter().all(|a| a.len() == kb));
+unsafe fn dot_tile<W: Avx2Block, const R: usize>(w: &[W], a: [&[BlockQ8]; R], out: &mut [f32]) {
+    debug_assert!(a.iter().all(|a| a.len() == w.len()));
     debug_assert_eq!(out.len(), R);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [0f32; R];
-    let mut b = 0;
-    for wb in w {
+    for (b, wb) in w.iter().enumerate() {
         // SAFETY: the caller guarantees the CPU features.
-        unsafe {
-            wb.for_each_sub(|qx, dw, mw| {
-                // For signed values, multiply |x| by y with x's sign (maddubs wants an
-                // unsigned first operand); |x| once per sub-block.
+        let (qx, dw, mw) = unsafe { wb.unpack() };
+        // For signed values, multiply |x| by y with x's sign (maddubs wants an unsigned
+        // first operand); |x| once per block.
+        let ax = if W::HAS_MIN {
+            qx
+        } else {
+            _mm256_sign_epi8(qx, qx)
+        };
+        for r in 0..R {
+            // SAFETY: b < w.len() == a[r].len().
+            let ab = unsafe { a[r].get_unchecked(b) };
+            if W::HAS_MIN {
+                summs[r] += mw * ab.s;
+            }
+            // SAFETY: an unaligned 32-byte load from a 32-byte array.
+            let qy = unsafe { _mm256_loadu_si256(ab.qs.as_ptr().cast()) };
+            let qy = if W::HAS_MIN {
+                qy
+            } else {
+                _mm256_sign_epi8(qy, qx)
+            };
+            let pairs = _mm256_maddubs_epi16(ax, qy);
+            let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ab.d)), q, acc[r]);
+        }
+    }
+    for r in 0..R {
+        out[r] = hsum_f32(acc[r]) + summs[r];
+    }
+}
+
+/// One K-quant weight row against `R` activation rows (see [`super::blocks::dot_k`], which
+/// gives the same result in scalar code): per sub-block, `maddubs` of the values, `madd`
+/// with the integer scales, one conversion to f32 and a fused multiply-add with the
+/// activation block's scale; per super-block, its `d` and (with mins) the mins times the
+/// eight activation sums, each one fused multiply-add for all eight lanes.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and `out`
+/// has `R` elements.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tile_k<W: Avx2SuperBlock, const R: usize>(
+    w: &[W],
+    a: [&[BlockQ8x8]; R],
+    out: &mut [f32],
+) {
+    debug_assert!(a.iter().all(|a| a.len() == w.len()));
+    debug_assert_eq!(out.len(), R);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (b, wb) in w.iter().enumerate() {
+        // SAFETY: b < w.len() == a[r].len().
+        let ab: [&BlockQ8x8; R] = std::array::from_fn(|r| unsafe { a[r].get_unchecked(b) });
+        // Even and odd sub-blocks accumulate apart: two dependency chains per row.
+        let mut sub = [[_mm256_setzero_ps(); R]; 2];
+        // SAFETY: the caller guarantees the CPU features.
+        let (d, mins) = unsafe {
+            wb.for_each_sub(|j, qx, sc| {
                 let ax = if W::HAS_MIN {
                     qx
                 } else {
                     _mm256_sign_epi8(qx, qx)
                 };
                 for r in 0..R {
-                    // SAFETY: b < kb == a[r].len() (w.len() * SUB sub-blocks in all).
-                    let ab = a[r].get_unchecked(b);
-                    if W::HAS_MIN {
-                        summs[r] += mw * ab.s;
-                    }
-                    // SAFETY: an unaligned 32-byte load from a 32-byte array.
-                    let qy = _mm256_loadu_si256(ab.qs.as_ptr().cast());
+                    // (In the unsafe block above.) SAFETY: j < 8, the sub-blocks of a
+                    // super-block; an unaligned 32-byte load from a 32-byte array.
+                    let (qy, da) = (
+                        _mm256_loadu_si256(ab[r].qs.get_unchecked(j).as_ptr().cast()),
+                        _mm256_broadcast_ss(ab[r].d.get_unchecked(j)),
+                    );
                     let qy = if W::HAS_MIN {
                         qy
                     } else {
                         _mm256_sign_epi8(qy, qx)
                     };
-                    let pairs = _mm256_maddubs_epi16(ax, qy);
-                    let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
-                    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ab.d)), q, acc[r]);
+                    let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, qy), sc);
+                    let sub = &mut sub[j % 2][r];
+                    *sub = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), da, *sub);
                 }
-                b += 1;
             })
         };
+        let d = _mm256_set1_ps(d);
+        for r in 0..R {
+            acc[r] = _mm256_fmadd_ps(d, _mm256_add_ps(sub[0][r], sub[1][r]), acc[r]);
+            if W::HAS_MIN {
+                // SAFETY: an unaligned 8-float load from an 8-float array.
+                let s = unsafe { _mm256_loadu_ps(ab[r].s.as_ptr()) };
+                acc[r] = _mm256_fmadd_ps(mins, s, acc[r]);
+            }
+        }
     }
     for r in 0..R {
-        out[r] = hsum_f32(acc[r]) + summs[r];
+        out[r] = hsum_f32(acc[r]);
     }
 }
 

@@ -9,16 +9,19 @@
 //! `quantize_row_q8_0`, `quantize_row_q8_1` and `ggml_vec_dot_{q4_1_q8_1,q5_0_q8_0,
 //! q5_1_q8_1}` in ggml/src/ggml-cpu/arch/x86/quants.c.
 //!
-//! The K-quants (Q4_K, Q6_K) store 256 values per super-block with a scale (and for Q4_K
-//! a min) per sub-block of 32 (Q6_K: of 16). They are multiplied here sub-block by
-//! sub-block against the same 32-value activation blocks as the other formats: a
-//! sub-block's scale `d * sc` (an f16 times a 6- or 8-bit integer) is exact in f32, so
-//! each sub-block is a block of the simple kind, and the super-block is read from memory
-//! as it is stored (4.5 or 6.5 bits per weight). ggml quantizes the activations per 256
-//! values instead (Q8_K); per 32 is finer, so the product is at least as close to the
-//! unquantized one.
+//! The K-quants (Q4_K, Q6_K) store 256 values per super-block with an integer scale (and
+//! for Q4_K an integer min) per sub-block of 32 (Q6_K: of 16) under one f16 scale `d`.
+//! They are multiplied against the same 32-value activation blocks as the other formats,
+//! eight of them side by side ([`BlockQ8x8`]): each sub-block's integer products are
+//! multiplied by its integer scale in integers (ggml's `madd` with the scales), turned
+//! into f32 once and scaled by the activation block's `d`; the super-block's `d` and the
+//! mins times the activation sums come once per super-block ([`dot_k`]). ggml quantizes
+//! the activations per 256 values instead (Q8_K) and so can sum the whole super-block in
+//! integers; per 32 is finer, so the product is closer to the unquantized one (see
+//! benches/RESULTS.md, "Fidelity").
 
 use half::f16;
+use std::borrow::Cow;
 
 /// Values per activation block, and per (sub-)block of every weight format here.
 pub const QK: usize = 32;
@@ -41,6 +44,39 @@ pub trait WeightBlock: Copy + Send + Sync + 'static {
     /// Sub-block `j`'s 32 quantized values in ggml's order (value `i` pairs with
     /// activation `i`): unsigned for formats with a min, signed (offset) for the others.
     fn values(&self, j: usize) -> [i8; QK];
+
+    /// What one weight block is multiplied with: one [`BlockQ8`], or for a K-quant
+    /// super-block the eight of a [`BlockQ8x8`].
+    type Act: Clone + Send + Sync + 'static;
+    /// Activation blocks (whole rows of them) grouped as this format's kernel reads them.
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [Self::Act]>;
+    /// One weight row against one activation row, in scalar code that gives the AVX2
+    /// kernel's result to the bit.
+    fn dot(w: &[Self], a: &[Self::Act]) -> f32;
+}
+
+/// The `WeightBlock` items of a format of one block of 32 values: multiplied with one
+/// [`BlockQ8`] by [`dot`].
+macro_rules! one_block_of_32 {
+    () => {
+        type Act = BlockQ8;
+
+        fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8]> {
+            Cow::Borrowed(acts)
+        }
+
+        fn dot(w: &[Self], a: &[BlockQ8]) -> f32 {
+            dot(w, a)
+        }
+    };
+}
+
+/// A K-quant super-block as the integer kernel reads it.
+pub trait SuperBlock: WeightBlock<Act = BlockQ8x8> {
+    /// The super-block's scale `d`; each sub-block's integer scales for its values 0..16
+    /// and 16..32 (the same but in Q6_K); each sub-block's min in f32 (`-dmin * m`, 0
+    /// without mins), so that value `i` of sub-block `j` is `d * sc[j][i / 16] * q + m[j]`.
+    fn int_scales(&self) -> (f32, [[i16; 2]; 8], [f32; 8]);
 }
 
 fn f16_bits(b: [u8; 2]) -> f32 {
@@ -107,6 +143,23 @@ pub fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
     }
 }
 
+/// All eight of Q4_K's sub-block scales and mins at once (what [`scale_min_k4`] gives
+/// for j = 0..8), with ggml's word masks (`ggml_vec_dot_q4_K_q8_K`'s `utmp`).
+pub fn k4_scales_mins(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (u0, u1, u2) = (word(0), word(1), word(2));
+    let scales_hi = (u2 & LOW4) | (((u0 >> 6) & LOW2) << 4);
+    let mins_hi = ((u2 >> 4) & LOW4) | (((u1 >> 6) & LOW2) << 4);
+    let both = |lo: u32, hi: u32| {
+        let (lo, hi) = (lo.to_le_bytes(), hi.to_le_bytes());
+        std::array::from_fn(|j| if j < 4 { lo[j] } else { hi[j - 4] })
+    };
+    (both(u0 & LOW6, scales_hi), both(u1 & LOW6, mins_hi))
+}
+
 /// Where Q6_K's sub-block `j` lives: the offset of its 32 `ql` bytes, whether its values
 /// are their high nibbles, the offset of its 32 `qh` bytes and the shift of its 2 bits
 /// there, and the index of its first scale. (ggml's `dequantize_row_q6_K`: each half of
@@ -160,6 +213,8 @@ pub struct BlockQ8_0 {
 }
 
 impl WeightBlock for BlockQ4_0 {
+    one_block_of_32!();
+
     const BYTES: usize = 18;
     const SUB: usize = 1;
     const HAS_MIN: bool = false;
@@ -175,6 +230,16 @@ impl WeightBlock for BlockQ4_0 {
 }
 
 impl WeightBlock for BlockQ4K {
+    type Act = BlockQ8x8;
+
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8x8]> {
+        BlockQ8x8::group(acts)
+    }
+
+    fn dot(w: &[Self], a: &[BlockQ8x8]) -> f32 {
+        dot_k(w, a)
+    }
+
     const BYTES: usize = 144;
     const SUB: usize = 8;
     const HAS_MIN: bool = true;
@@ -192,6 +257,16 @@ impl WeightBlock for BlockQ4K {
 }
 
 impl WeightBlock for BlockQ6K {
+    type Act = BlockQ8x8;
+
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8x8]> {
+        BlockQ8x8::group(acts)
+    }
+
+    fn dot(w: &[Self], a: &[BlockQ8x8]) -> f32 {
+        dot_k(w, a)
+    }
+
     const BYTES: usize = 210;
     const SUB: usize = 8;
     const HAS_MIN: bool = false;
@@ -218,6 +293,8 @@ impl WeightBlock for BlockQ6K {
 }
 
 impl WeightBlock for BlockQ4_1 {
+    one_block_of_32!();
+
     const BYTES: usize = 20;
     const SUB: usize = 1;
     const HAS_MIN: bool = true;
@@ -233,6 +310,8 @@ impl WeightBlock for BlockQ4_1 {
 }
 
 impl WeightBlock for BlockQ5_0 {
+    one_block_of_32!();
+
     const BYTES: usize = 22;
     const SUB: usize = 1;
     const HAS_MIN: bool = false;
@@ -249,6 +328,8 @@ impl WeightBlock for BlockQ5_0 {
 }
 
 impl WeightBlock for BlockQ5_1 {
+    one_block_of_32!();
+
     const BYTES: usize = 24;
     const SUB: usize = 1;
     const HAS_MIN: bool = true;
@@ -265,6 +346,8 @@ impl WeightBlock for BlockQ5_1 {
 }
 
 impl WeightBlock for BlockQ8_0 {
+    one_block_of_32!();
+
     const BYTES: usize = 34;
     const SUB: usize = 1;
     const HAS_MIN: bool = false;
@@ -334,28 +417,107 @@ pub fn hsum8(a: [f32; 8]) -> f32 {
     (r[0] + r[2]) + (r[1] + r[3])
 }
 
-/// One weight row against one activation row. Eight f32 lanes, each accumulating the
-/// integer dot product of four consecutive values times `d_w * d_a` with a fused
-/// multiply-add, as the AVX2 kernel's `maddubs`/`madd`/`fmadd` do (lanes 0..4 take the
-/// scale of a sub-block's first 16 values, lanes 4..8 that of the last 16).
+/// One weight row of a format of one block of 32 against one activation row. Eight f32
+/// lanes, each accumulating the integer dot product of four consecutive values times
+/// `d_w * d_a` with a fused multiply-add, as the AVX2 kernel's `maddubs`/`madd`/`fmadd`
+/// do.
 pub fn dot<W: WeightBlock>(w: &[W], a: &[BlockQ8]) -> f32 {
-    debug_assert_eq!(w.len() * W::SUB, a.len());
+    debug_assert!(W::SUB == 1 && w.len() == a.len());
     let mut acc = [0f32; 8];
     let mut summs = 0f32;
-    let subs = w.iter().flat_map(|wb| (0..W::SUB).map(move |j| (wb, j)));
-    for ((wb, j), ab) in subs.zip(a) {
-        let (d0, d1, mw) = wb.scales(j);
+    for (wb, ab) in w.iter().zip(a) {
+        let (d, _, mw) = wb.scales(0);
         if W::HAS_MIN {
             summs += mw * ab.s;
         }
-        let v = wb.values(j);
+        let v = wb.values(0);
         for (lane, acc) in acc.iter_mut().enumerate() {
-            let d = if lane < 4 { d0 } else { d1 } * ab.d;
             let sum: i32 = (4 * lane..4 * lane + 4)
                 .map(|i| v[i] as i32 * ab.qs[i] as i32)
                 .sum();
-            *acc = d.mul_add(sum as f32, *acc);
+            *acc = (d * ab.d).mul_add(sum as f32, *acc);
         }
     }
     hsum8(acc) + summs
+}
+
+impl SuperBlock for BlockQ4K {
+    fn int_scales(&self) -> (f32, [[i16; 2]; 8], [f32; 8]) {
+        let (sc, m) = k4_scales_mins(&self.scales);
+        let dmin = f16_bits(self.dmin);
+        (
+            f16_bits(self.d),
+            sc.map(|s| [s as i16; 2]),
+            m.map(|m| -(dmin * m as f32)),
+        )
+    }
+}
+
+impl SuperBlock for BlockQ6K {
+    fn int_scales(&self) -> (f32, [[i16; 2]; 8], [f32; 8]) {
+        let sc = std::array::from_fn(|j| {
+            let (.., s) = q6k_place(j);
+            [self.scales[s] as i16, self.scales[s + 1] as i16]
+        });
+        (f16_bits(self.d), sc, [0.0; 8])
+    }
+}
+
+/// Eight consecutive activation blocks (one K-quant super-block's worth) with their
+/// values first and their scales and sums side by side, so that a kernel loads all eight
+/// sums (or scales) at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct BlockQ8x8 {
+    pub qs: [[i8; QK]; 8],
+    pub d: [f32; 8],
+    pub s: [f32; 8],
+}
+
+impl BlockQ8x8 {
+    /// Whole rows of a multiple of eight blocks, eight by eight.
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8x8]> {
+        debug_assert!(acts.len().is_multiple_of(8));
+        Cow::Owned(
+            acts.chunks_exact(8)
+                .map(|b| BlockQ8x8 {
+                    qs: std::array::from_fn(|j| b[j].qs),
+                    d: std::array::from_fn(|j| b[j].d),
+                    s: std::array::from_fn(|j| b[j].s),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// One K-quant weight row against one activation row, as the AVX2 kernel computes it:
+/// per sub-block and lane of four values, the integer dot product times the sub-block's
+/// integer scale, converted to f32 and accumulated (fused) times the activation block's
+/// `d` into the super-block's eight lanes; per super-block those lanes times `d`, then
+/// (with mins) each sub-block's min times its activation sum, into the row's lanes.
+pub fn dot_k<W: SuperBlock>(w: &[W], a: &[BlockQ8x8]) -> f32 {
+    debug_assert_eq!(w.len(), a.len());
+    let mut acc = [0f32; 8];
+    for (wb, ab) in w.iter().zip(a) {
+        let (d, sc, mins) = wb.int_scales();
+        // Even and odd sub-blocks accumulate apart (two dependency chains in the kernel).
+        let mut sb = [[0f32; 8]; 2];
+        for j in 0..8 {
+            let v = wb.values(j);
+            for (lane, sb) in sb[j % 2].iter_mut().enumerate() {
+                let sum: i32 = (4 * lane..4 * lane + 4)
+                    .map(|i| v[i] as i32 * ab.qs[j][i] as i32)
+                    .sum();
+                let isum = sum * sc[j][lane / 4] as i32;
+                *sb = (isum as f32).mul_add(ab.d[j], *sb);
+            }
+        }
+        for lane in 0..8 {
+            acc[lane] = d.mul_add(sb[0][lane] + sb[1][lane], acc[lane]);
+            if W::HAS_MIN {
+                acc[lane] = mins[lane].mul_add(ab.s[lane], acc[lane]);
+            }
+        }
+    }
+    hsum8(acc)
 }

@@ -334,9 +334,9 @@ fn dequantize_row<W: WeightBlock>(blocks: &[W], out: &mut [f32]) {
 
 /// Implemented by every weight format, whatever kernels this target has.
 #[cfg(target_arch = "x86_64")]
-trait Kernels: avx2::Avx2Block {}
+trait Kernels: avx2::Avx2Dot {}
 #[cfg(target_arch = "x86_64")]
-impl<W: avx2::Avx2Block> Kernels for W {}
+impl<W: avx2::Avx2Dot> Kernels for W {}
 #[cfg(not(target_arch = "x86_64"))]
 trait Kernels: WeightBlock {}
 #[cfg(not(target_arch = "x86_64"))]
@@ -351,31 +351,31 @@ fn quantize_rows(isa: Isa, x: &[f32], out: &mut [BlockQ8], with_sum: bool) {
     }
 }
 
-/// One weight row (`w`, kb / SUB blocks) against `t` activation rows (`a`, t * kb
-/// blocks): `out[r] = w · a_r`.
+/// One weight row (`w`, kw blocks) against `t` activation rows (`a`, t * kw blocks of
+/// the format's activations): `out[r] = w · a_r`.
 ///
 /// One weight row at a time: every thread then reads its weights in one sequential stream,
 /// which the hardware prefetchers follow. Interleaving four rows (four independent
 /// accumulation chains) looked better on matrices that stay in cache, but decode reads
 /// every weight from memory once per token, and there the interleaved streams ran 1.3x
 /// slower end to end (SmolLM2 and Gemma 3 decode, and 1.6x on a 30 MB Q8_0 product).
-fn dot_tile<W: Kernels>(isa: Isa, kb: usize, w: &[W], a: &[BlockQ8], out: &mut [f32]) {
+fn dot_tile<W: Kernels>(isa: Isa, kw: usize, w: &[W], a: &[W::Act], out: &mut [f32]) {
     match isa {
         Isa::Scalar => {
-            for (ar, out) in a.chunks_exact(kb).zip(out) {
-                *out = blocks::dot(w, ar);
+            for (ar, out) in a.chunks_exact(kw).zip(out) {
+                *out = W::dot(w, ar);
             }
         }
         // SAFETY (all arms): Isa::Avx2 is only chosen when the CPU has AVX2, FMA and F16C;
-        // every row has kb blocks and out has one element per activation row.
+        // every row has kw blocks and out has one element per activation row.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe {
-            let a = |i: usize| &a[i * kb..(i + 1) * kb];
+            let a = |i: usize| &a[i * kw..(i + 1) * kw];
             match out.len() {
-                1 => avx2::dot_tile::<W, 1>(w, [a(0)], out),
-                2 => avx2::dot_tile::<W, 2>(w, [a(0), a(1)], out),
-                3 => avx2::dot_tile::<W, 3>(w, [a(0), a(1), a(2)], out),
-                4 => avx2::dot_tile::<W, 4>(w, [a(0), a(1), a(2), a(3)], out),
+                1 => W::dot_tile::<1>(w, [a(0)], out),
+                2 => W::dot_tile::<2>(w, [a(0), a(1)], out),
+                3 => W::dot_tile::<3>(w, [a(0), a(1), a(2)], out),
+                4 => W::dot_tile::<4>(w, [a(0), a(1), a(2), a(3)], out),
                 t => unreachable!("no kernel for {t} activation rows"),
             }
         },
@@ -399,14 +399,15 @@ fn matmul<W: Kernels>(
     multiply(isa, w, rows, &acts, n)
 }
 
-/// Quantized activations `acts` (n, kb) times the transpose of `w` (rows, kb): (n, rows).
+/// Quantized activations `acts` (n, cols / 32) times the transpose of `w` (rows, kw
+/// blocks): (n, rows).
 fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usize) -> Vec<f32> {
     if n == 0 {
         return Vec::new();
     }
-    let kb = acts.len() / n;
-    // Weight blocks per row.
-    let kw = kb / W::SUB;
+    // The activation blocks as the format's kernel reads them: one per weight block.
+    let acts = W::group(acts);
+    let kw = acts.len() / n;
     // 2. Split the weight rows into chunks that fit in cache, enough of them to keep every
     //    thread busy. Small products stay on this thread.
     let row_bytes = kw * W::BYTES;
@@ -426,10 +427,10 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
         // 3. Tile after tile of activation rows, each against every row of the chunk.
         for t0 in (0..n).step_by(TILE_ROWS) {
             let t = TILE_ROWS.min(n - t0);
-            let a = &acts[t0 * kb..(t0 + t) * kb];
+            let a = &acts[t0 * kw..(t0 + t) * kw];
             let tile = &mut tile[..t];
             for (i, wr) in w.chunks_exact(kw).enumerate() {
-                dot_tile(isa, kb, wr, a, tile);
+                dot_tile(isa, kw, wr, a, tile);
                 let col = first + i;
                 for (j, &v) in tile.iter().enumerate() {
                     // SAFETY: output column `col` belongs to this chunk alone.
@@ -438,7 +439,7 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
             }
         }
     };
-    if rows * kb * n < MIN_PARALLEL_BLOCKS {
+    if rows * kw * W::SUB * n < MIN_PARALLEL_BLOCKS {
         (0..n_chunks).for_each(work);
     } else {
         // candle's barrier pool: its workers spin a while before parking, so the many small
