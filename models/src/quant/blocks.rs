@@ -145,6 +145,7 @@ pub fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
 
 /// All eight of Q4_K's sub-block scales and mins at once (what [`scale_min_k4`] gives
 /// for j = 0..8), with ggml's word masks (`ggml_vec_dot_q4_K_q8_K`'s `utmp`).
+#[inline]
 pub fn k4_scales_mins(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     const LOW6: u32 = 0x3f3f_3f3f;
     const LOW4: u32 = 0x0f0f_0f0f;
