@@ -430,7 +430,8 @@ fn at_least_as_close_to_the_dequantized_product_as_candle() {
 fn q4k_scales_all_at_once_are_one_by_one() {
     for seed in 0..64u64 {
         let bytes: [u8; 12] = std::array::from_fn(|i| {
-            (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (i * 5 % 57)) as u8 ^ (i as u8 * 37)
+            (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (i * 5 % 57)) as u8
+                ^ (i as u8).wrapping_mul(37)
         });
         let (sc, m) = blocks::k4_scales_mins(&bytes);
         for j in 0..8 {
