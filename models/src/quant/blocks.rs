@@ -26,6 +26,11 @@ use std::borrow::Cow;
 /// Values per activation block, and per (sub-)block of every weight format here.
 pub const QK: usize = 32;
 
+/// Independent accumulators per output in the dot products of formats of one block of
+/// 32 (block `b` goes to `b % CHAINS`), summed `(0 + 1) + (2 + 3)` at the end. Four
+/// hide a fused multiply-add's latency on current x86 cores.
+pub const CHAINS: usize = 4;
+
 /// A block of weights in one of the formats this module multiplies: one block of 32
 /// values, or a K-quant super-block of `SUB` of them.
 pub trait WeightBlock: Copy + Send + Sync + 'static {
@@ -418,28 +423,31 @@ pub fn hsum8(a: [f32; 8]) -> f32 {
     (r[0] + r[2]) + (r[1] + r[3])
 }
 
-/// One weight row of a format of one block of 32 against one activation row. Eight f32
-/// lanes, each accumulating the integer dot product of four consecutive values times
-/// `d_w * d_a` with a fused multiply-add, as the AVX2 kernel's `maddubs`/`madd`/`fmadd`
-/// do.
+/// One weight row of a format of one block of 32 against one activation row. [`CHAINS`]
+/// sets of eight f32 lanes, each lane accumulating the integer dot product of four
+/// consecutive values times `d_w * d_a` with a fused multiply-add, as the AVX2 kernel's
+/// `maddubs`/`madd`/`fmadd` do.
 pub fn dot<W: WeightBlock>(w: &[W], a: &[BlockQ8]) -> f32 {
     debug_assert!(W::SUB == 1 && w.len() == a.len());
-    let mut acc = [0f32; 8];
+    // Block b accumulates into chain b % CHAINS, as in the kernel.
+    let mut acc = [[0f32; 8]; CHAINS];
     let mut summs = 0f32;
-    for (wb, ab) in w.iter().zip(a) {
+    for (b, (wb, ab)) in w.iter().zip(a).enumerate() {
         let (d, _, mw) = wb.scales(0);
         if W::HAS_MIN {
             summs += mw * ab.s;
         }
         let v = wb.values(0);
-        for (lane, acc) in acc.iter_mut().enumerate() {
+        for (lane, acc) in acc[b % CHAINS].iter_mut().enumerate() {
             let sum: i32 = (4 * lane..4 * lane + 4)
                 .map(|i| v[i] as i32 * ab.qs[i] as i32)
                 .sum();
             *acc = (d * ab.d).mul_add(sum as f32, *acc);
         }
     }
-    hsum8(acc) + summs
+    hsum8(std::array::from_fn(|lane| {
+        (acc[0][lane] + acc[1][lane]) + (acc[2][lane] + acc[3][lane])
+    })) + summs
 }
 
 impl SuperBlock for BlockQ4K {
