@@ -45,15 +45,17 @@ pub trait Avx2Block: WeightBlock<Act = BlockQ8> {
 
 /// The unpacking half of a K-quant dot product.
 pub trait Avx2SuperBlock: SuperBlock {
-    /// Calls `f(j, q, sc)` for every sub-block `j` in order: `q` its 32 values as bytes
-    /// (unsigned with mins, signed without), `sc` its integer scales as 16-bit lanes (0..8
-    /// for values 0..16, 8..16 for values 16..32); then returns the super-block's `d` and
-    /// its mins in f32 lanes 0..8 (zeros without mins): what [`SuperBlock::int_scales`]
-    /// gives.
+    /// Calls `f(j, q, sc)` for every sub-block `j` in order: `q` its 32 values as
+    /// unsigned bytes (`value + OFFSET`), `sc` its integer scales as 16-bit lanes (0..8
+    /// for values 0..16, 8..16 for values 16..32); then returns the super-block's `d`, its
+    /// mins in f32 lanes 0..8 (zeros without mins) and, where `OFFSET` is not 0, the
+    /// sub-blocks' two scales each as 16-bit lanes `2j` and `2j + 1`: what
+    /// [`SuperBlock::int_scales`] gives.
     ///
     /// # Safety
     /// The CPU must support AVX2 and F16C.
-    unsafe fn for_each_sub(&self, f: impl FnMut(usize, __m256i, __m256i)) -> (f32, __m256);
+    unsafe fn for_each_sub(&self, f: impl FnMut(usize, __m256i, __m256i))
+        -> (f32, __m256, __m256i);
 }
 
 macro_rules! one_block_of_32 {
@@ -178,7 +180,10 @@ impl Avx2Block for BlockQ8_0 {
 
 impl Avx2SuperBlock for BlockQ4K {
     #[inline(always)]
-    unsafe fn for_each_sub(&self, mut f: impl FnMut(usize, __m256i, __m256i)) -> (f32, __m256) {
+    unsafe fn for_each_sub(
+        &self,
+        mut f: impl FnMut(usize, __m256i, __m256i),
+    ) -> (f32, __m256, __m256i) {
         let (d, dmin) = scales_f16(self.d, self.dmin);
         let (sc, m) = k4_scales_mins(&self.scales);
         let low = _mm256_set1_epi8(0x0F);
@@ -193,14 +198,29 @@ impl Avx2SuperBlock for BlockQ4K {
         // SAFETY: an unaligned 8-byte load from an 8-byte array.
         let m = unsafe { _mm_loadl_epi64(m.as_ptr().cast()) };
         let m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m));
-        (d, _mm256_mul_ps(m, _mm256_set1_ps(-dmin)))
+        (
+            d,
+            _mm256_mul_ps(m, _mm256_set1_ps(-dmin)),
+            _mm256_setzero_si256(),
+        )
     }
 }
 
 impl Avx2SuperBlock for BlockQ6K {
     #[inline(always)]
-    unsafe fn for_each_sub(&self, mut f: impl FnMut(usize, __m256i, __m256i)) -> (f32, __m256) {
+    unsafe fn for_each_sub(
+        &self,
+        mut f: impl FnMut(usize, __m256i, __m256i),
+    ) -> (f32, __m256, __m256i) {
         let (d, _) = scales_f16(self.d, [0, 0]);
+        // SAFETY: an unaligned 16-byte load from a 16-byte array. Sub-block j's scales
+        // are bytes 2j and 2j + 1 (see q6k_place).
+        let sc = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(self.scales.as_ptr().cast()) });
+        // Within each 128-bit half: its first 16-bit lane, or its second, everywhere.
+        let first_second = _mm256_setr_epi8(
+            0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, //
+            2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
+        );
         for half in 0..2 {
             // SAFETY: unaligned 32-byte loads from bytes 64 * half.. and 64 * half + 32..
             // of the 128-byte `ql` and 32 * half.. of the 64-byte `qh`: every byte the
@@ -226,15 +246,13 @@ impl Avx2SuperBlock for BlockQ6K {
                     _mm256_set1_epi8(0x03),
                 );
                 let q = _mm256_or_si256(nib, _mm256_slli_epi16(two, 4));
-                let s = 8 * half + 2 * k;
-                let sc = _mm256_set_m128i(
-                    _mm_set1_epi16(self.scales[s + 1] as i16),
-                    _mm_set1_epi16(self.scales[s] as i16),
-                );
-                f(4 * half + k, _mm256_sub_epi8(q, _mm256_set1_epi8(32)), sc);
+                let j = 4 * half + k;
+                // Scales 2j and 2j + 1 in every 32-bit lane, then spread.
+                let pair = _mm256_permutevar8x32_epi32(sc, _mm256_set1_epi32(j as i32));
+                f(j, q, _mm256_shuffle_epi8(pair, first_second));
             }
         }
-        (d, _mm256_setzero_ps())
+        (d, _mm256_setzero_ps(), sc)
     }
 }
 
@@ -323,13 +341,8 @@ unsafe fn dot_tile_k<W: Avx2SuperBlock, const R: usize>(
         // Even and odd sub-blocks accumulate apart: two dependency chains per row.
         let mut sub = [[_mm256_setzero_ps(); R]; 2];
         // SAFETY: the caller guarantees the CPU features.
-        let (d, mins) = unsafe {
+        let (d, mins, sc_all) = unsafe {
             wb.for_each_sub(|j, qx, sc| {
-                let ax = if W::HAS_MIN {
-                    qx
-                } else {
-                    _mm256_sign_epi8(qx, qx)
-                };
                 for r in 0..R {
                     // (In the unsafe block above.) SAFETY: j < 8, the sub-blocks of a
                     // super-block; an unaligned 32-byte load from a 32-byte array.
@@ -337,12 +350,7 @@ unsafe fn dot_tile_k<W: Avx2SuperBlock, const R: usize>(
                         _mm256_loadu_si256(ab[r].qs.get_unchecked(j).as_ptr().cast()),
                         _mm256_broadcast_ss(ab[r].d.get_unchecked(j)),
                     );
-                    let qy = if W::HAS_MIN {
-                        qy
-                    } else {
-                        _mm256_sign_epi8(qy, qx)
-                    };
-                    let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, qy), sc);
+                    let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), sc);
                     let sub = &mut sub[j % 2][r];
                     *sub = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), da, *sub);
                 }
@@ -350,7 +358,20 @@ unsafe fn dot_tile_k<W: Avx2SuperBlock, const R: usize>(
         };
         let d = _mm256_set1_ps(d);
         for r in 0..R {
-            acc[r] = _mm256_fmadd_ps(d, _mm256_add_ps(sub[0][r], sub[1][r]), acc[r]);
+            let mut s = _mm256_add_ps(sub[0][r], sub[1][r]);
+            if W::OFFSET != 0 {
+                // SAFETY: unaligned loads of sixteen i16 and eight f32 from arrays of as many.
+                let (h, da) = unsafe {
+                    (
+                        _mm256_loadu_si256(ab[r].h.as_ptr().cast()),
+                        _mm256_loadu_ps(ab[r].d.as_ptr()),
+                    )
+                };
+                let c = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc_all, h));
+                let off = _mm256_set1_ps(-W::OFFSET as f32);
+                s = _mm256_fmadd_ps(_mm256_mul_ps(c, da), off, s);
+            }
+            acc[r] = _mm256_fmadd_ps(d, s, acc[r]);
             if W::HAS_MIN {
                 // SAFETY: an unaligned 8-float load from an 8-float array.
                 let s = unsafe { _mm256_loadu_ps(ab[r].s.as_ptr()) };

@@ -82,6 +82,11 @@ pub trait SuperBlock: WeightBlock<Act = BlockQ8x8> {
     /// and 16..32 (the same but in Q6_K); each sub-block's min in f32 (`-dmin * m`, 0
     /// without mins), so that value `i` of sub-block `j` is `d * sc[j][i / 16] * q + m[j]`.
     fn int_scales(&self) -> (f32, [[i16; 2]; 8], [f32; 8]);
+
+    /// What the kernel subtracts from every value to make it signed: it multiplies the
+    /// unsigned `q + OFFSET` (one `maddubs`, no sign fix-ups), then takes `OFFSET` times
+    /// the scaled activation sums ([`BlockQ8x8::h`]) off once per super-block.
+    const OFFSET: i32;
 }
 
 fn f16_bits(b: [u8; 2]) -> f32 {
@@ -460,6 +465,8 @@ impl SuperBlock for BlockQ4K {
             m.map(|m| -(dmin * m as f32)),
         )
     }
+
+    const OFFSET: i32 = 0;
 }
 
 impl SuperBlock for BlockQ6K {
@@ -470,6 +477,8 @@ impl SuperBlock for BlockQ6K {
         });
         (f16_bits(self.d), sc, [0.0; 8])
     }
+
+    const OFFSET: i32 = 32;
 }
 
 /// Eight consecutive activation blocks (one K-quant super-block's worth) with their
@@ -481,6 +490,8 @@ pub struct BlockQ8x8 {
     pub qs: [[i8; QK]; 8],
     pub d: [f32; 8],
     pub s: [f32; 8],
+    /// The integer sums of each block's values 0..16 and 16..32, block by block.
+    pub h: [i16; 16],
 }
 
 impl BlockQ8x8 {
@@ -493,6 +504,10 @@ impl BlockQ8x8 {
                     qs: std::array::from_fn(|j| b[j].qs),
                     d: std::array::from_fn(|j| b[j].d),
                     s: std::array::from_fn(|j| b[j].s),
+                    h: std::array::from_fn(|i| {
+                        let half = &b[i / 2].qs[16 * (i % 2)..16 * (i % 2) + 16];
+                        half.iter().map(|&q| q as i16).sum()
+                    }),
                 })
                 .collect(),
         )
@@ -500,10 +515,12 @@ impl BlockQ8x8 {
 }
 
 /// One K-quant weight row against one activation row, as the AVX2 kernel computes it:
-/// per sub-block and lane of four values, the integer dot product times the sub-block's
-/// integer scale, converted to f32 and accumulated (fused) times the activation block's
-/// `d` into the super-block's eight lanes; per super-block those lanes times `d`, then
-/// (with mins) each sub-block's min times its activation sum, into the row's lanes.
+/// per sub-block and lane of four values, the integer dot product of the unsigned values
+/// (`q + OFFSET`) times the sub-block's integer scale, converted to f32 and accumulated
+/// (fused) times the activation block's `d` into the super-block's eight lanes; per
+/// super-block, with an offset, lane `j` less `OFFSET` times sub-block `j`'s scaled
+/// activation sums times its `d`; those lanes times `d`, then (with mins) each
+/// sub-block's min times its activation sum, into the row's lanes.
 pub fn dot_k<W: SuperBlock>(w: &[W], a: &[BlockQ8x8]) -> f32 {
     debug_assert_eq!(w.len(), a.len());
     let mut acc = [0f32; 8];
@@ -515,14 +532,20 @@ pub fn dot_k<W: SuperBlock>(w: &[W], a: &[BlockQ8x8]) -> f32 {
             let v = wb.values(j);
             for (lane, sb) in sb[j % 2].iter_mut().enumerate() {
                 let sum: i32 = (4 * lane..4 * lane + 4)
-                    .map(|i| v[i] as i32 * ab.qs[j][i] as i32)
+                    .map(|i| (v[i] as i32 + W::OFFSET) * ab.qs[j][i] as i32)
                     .sum();
                 let isum = sum * sc[j][lane / 4] as i32;
                 *sb = (isum as f32).mul_add(ab.d[j], *sb);
             }
         }
         for lane in 0..8 {
-            acc[lane] = d.mul_add(sb[0][lane] + sb[1][lane], acc[lane]);
+            let mut s = sb[0][lane] + sb[1][lane];
+            if W::OFFSET != 0 {
+                let (h, sc) = ([ab.h[2 * lane], ab.h[2 * lane + 1]], sc[lane]);
+                let c = h[0] as i32 * sc[0] as i32 + h[1] as i32 * sc[1] as i32;
+                s = (c as f32 * ab.d[lane]).mul_add(-W::OFFSET as f32, s);
+            }
+            acc[lane] = d.mul_add(s, acc[lane]);
             if W::HAS_MIN {
                 acc[lane] = mins[lane].mul_add(ab.s[lane], acc[lane]);
             }
