@@ -318,10 +318,11 @@ unsafe fn dot_tile<W: Avx2Block, const R: usize>(w: &[W], a: [&[BlockQ8]; R], ou
 }
 
 /// One K-quant weight row against `R` activation rows (see [`super::blocks::dot_k`], which
-/// gives the same result in scalar code): per sub-block, `maddubs` of the values, `madd`
-/// with the integer scales, one conversion to f32 and a fused multiply-add with the
-/// activation block's scale; per super-block, its `d` and (with mins) the mins times the
-/// eight activation sums, each one fused multiply-add for all eight lanes.
+/// gives the same result in scalar code): per sub-block, `maddubs` of the unsigned values,
+/// `madd` with the integer scales, one conversion to f32 and a fused multiply-add with the
+/// activation block's scale; per super-block, the offset times the scaled half-block
+/// activation sums (Q6_K), its `d` and (with mins) the mins times the eight activation
+/// sums, each a few operations for all eight lanes.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and `out`

@@ -30,6 +30,10 @@ pub const QK: usize = 32;
 /// 32 (block `b` goes to `b % CHAINS`), summed `(0 + 1) + (2 + 3)` at the end. Four
 /// hide a fused multiply-add's latency on current x86 cores.
 pub const CHAINS: usize = 4;
+const _: () = assert!(
+    CHAINS == 4,
+    "the final sums of the chains are written for four"
+);
 
 /// A block of weights in one of the formats this module multiplies: one block of 32
 /// values, or a K-quant super-block of `SUB` of them.
