@@ -545,8 +545,9 @@ pub fn dot_k<W: SuperBlock>(w: &[W], a: &[BlockQ8x8]) -> f32 {
         for lane in 0..8 {
             let mut s = sb[0][lane] + sb[1][lane];
             if W::OFFSET != 0 {
-                let (h, sc) = ([ab.h[2 * lane], ab.h[2 * lane + 1]], sc[lane]);
-                let c = h[0] as i32 * sc[0] as i32 + h[1] as i32 * sc[1] as i32;
+                // Sub-block `lane`'s two halves: activation sums times their scales.
+                let (h, [s0, s1]) = (&ab.h[2 * lane..2 * lane + 2], sc[lane]);
+                let c = h[0] as i32 * s0 as i32 + h[1] as i32 * s1 as i32;
                 s = (c as f32 * ab.d[lane]).mul_add(-W::OFFSET as f32, s);
             }
             acc[lane] = d.mul_add(s, acc[lane]);
