@@ -321,7 +321,14 @@ await section("--api-key", async () => {
   await page.keyboard.press("Enter");
   await page.locator("#key-dialog[open]").waitFor();
   await page.fill("#key-input", KEY);
+  // The retry starts after the dialog closes, while #send is still showing: wait for the
+  // request itself, then for its answer, or `idle` can return before the retry is sent.
+  const retried = page.waitForRequest(
+    (r) => r.url().endsWith("/v1/chat/completions") && r.headers().authorization === `Bearer ${KEY}`,
+    { timeout: 10000 },
+  );
   await page.click("#key-dialog button[value=save]");
+  await retried.catch(() => {});
   await idle(page);
   check("after a 401 the new key is used and the turn goes through",
     requests.at(-1).headers.authorization === `Bearer ${KEY}` && (await page.locator(".msg.assistant").count()) === 2);
