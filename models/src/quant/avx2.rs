@@ -20,6 +20,7 @@ use super::blocks::{
     k4_scales_mins, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
     BlockQ8_0, BlockQ8x8, SuperBlock, WeightBlock, CHAINS, QK,
 };
+use super::tiles::{BlockQ8Sum, TileQ4_0, WeightTile, TILE};
 use std::arch::x86_64::*;
 
 /// A weight row against up to four activation rows, per format (see [`dot_tile`] and
@@ -382,6 +383,89 @@ unsafe fn dot_tile_k<W: Avx2SuperBlock, const R: usize>(
     }
     for r in 0..R {
         out[r] = hsum_f32(acc[r]);
+    }
+}
+
+/// A tile row (eight weight rows) against up to four activation rows.
+pub trait Avx2Tile: WeightTile {
+    /// `out[r][i] = w_i · a[r]` for the tile row's eight weight rows `i`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and
+    /// `out` has `R` elements.
+    unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[BlockQ8Sum]; R], out: &mut [[f32; TILE]]);
+}
+
+impl Avx2Tile for TileQ4_0 {
+    #[inline]
+    unsafe fn dot_tiles<const R: usize>(
+        w: &[Self],
+        a: [&[BlockQ8Sum]; R],
+        out: &mut [[f32; TILE]],
+    ) {
+        // SAFETY: passed on from the caller.
+        unsafe { dot_tiles_q4_0::<R>(w, a, out) }
+    }
+}
+
+/// Eight Q4_0 weight rows, interleaved ([`TileQ4_0`]), against `R` activation rows (see
+/// [`WeightTile::dot`], the same in scalar code). Lane `i` of every vector is weight row
+/// `i`: each 32-byte load holds four bytes of each row, whose low and high nibbles meet
+/// four activation bytes broadcast to every lane. Per block and activation row, eight
+/// `maddubs` products add up in 16 bits (at most 8 * 2 * 15 * 127 = 30,480), one `madd`
+/// widens them, 8 times the activations' sum comes off, and one fused multiply-add
+/// scales the eight rows by their eight scales at once.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and `out`
+/// has `R` elements.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tiles_q4_0<const R: usize>(
+    w: &[TileQ4_0],
+    a: [&[BlockQ8Sum]; R],
+    out: &mut [[f32; TILE]],
+) {
+    debug_assert!(a.iter().all(|a| a.len() == w.len()));
+    debug_assert_eq!(out.len(), R);
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (b, t) in w.iter().enumerate() {
+        // SAFETY: b < w.len() == a[r].len().
+        let ab: [&BlockQ8Sum; R] = std::array::from_fn(|r| unsafe { a[r].get_unchecked(b) });
+        // SAFETY: an unaligned 16-byte load from eight 2-byte arrays.
+        let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(t.d.as_ptr().cast()) });
+        let mut sums = [_mm256_setzero_si256(); R];
+        for g in 0..4 {
+            // SAFETY: an unaligned 32-byte load from bytes 32g..32g + 32 of 128.
+            let v = unsafe { _mm256_loadu_si256(t.qs.as_ptr().add(32 * g).cast()) };
+            let lo = _mm256_and_si256(v, low);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+            for r in 0..R {
+                // SAFETY: unaligned 4-byte reads at 4g and 16 + 4g of a 32-byte array.
+                let (alo, ahi) = unsafe {
+                    let qs = ab[r].qs.as_ptr();
+                    (
+                        _mm256_set1_epi32(qs.add(4 * g).cast::<i32>().read_unaligned()),
+                        _mm256_set1_epi32(qs.add(16 + 4 * g).cast::<i32>().read_unaligned()),
+                    )
+                };
+                let s = _mm256_add_epi16(sums[r], _mm256_maddubs_epi16(lo, alo));
+                sums[r] = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi, ahi));
+            }
+        }
+        for r in 0..R {
+            let i = _mm256_sub_epi32(
+                _mm256_madd_epi16(sums[r], ones),
+                _mm256_set1_epi32(8 * ab[r].sum),
+            );
+            let d = _mm256_mul_ps(dw, _mm256_set1_ps(ab[r].d));
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(i), acc[r]);
+        }
+    }
+    for r in 0..R {
+        // SAFETY: an unaligned 8-float store into an 8-float array.
+        unsafe { _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r]) };
     }
 }
 

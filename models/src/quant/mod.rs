@@ -19,6 +19,7 @@
 //! nothing of models; [`crate::weights`] decides which matrices use it.
 
 mod blocks;
+mod tiles;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -29,6 +30,7 @@ use blocks::{
 };
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use tiles::{BlockQ8Sum, TileQ4_0, TILE};
 
 /// Activation rows multiplied together with one weight row.
 const TILE_ROWS: usize = 4;
@@ -68,11 +70,14 @@ enum Blocks {
     Q8_0(Vec<BlockQ8_0>),
     Q4K(Vec<BlockQ4K>),
     Q6K(Vec<BlockQ6K>),
+    /// Q4_0 with rows a multiple of [`TILE`], interleaved ([`tiles`]).
+    Q4_0x8(Vec<TileQ4_0>),
 }
 
-/// Calls `$body` with `$b` bound to the blocks, whatever their format.
+/// Calls `$body` with `$b` bound to the blocks, whatever their format, or `$tiled` with
+/// `$t` bound to the tiles of an interleaved format.
 macro_rules! each_format {
-    ($blocks:expr, $b:ident => $body:expr) => {
+    ($blocks:expr, $b:ident => $body:expr, $t:ident => $tiled:expr) => {
         match $blocks {
             Blocks::Q4_0($b) => $body,
             Blocks::Q4_1($b) => $body,
@@ -81,6 +86,7 @@ macro_rules! each_format {
             Blocks::Q8_0($b) => $body,
             Blocks::Q4K($b) => $body,
             Blocks::Q6K($b) => $body,
+            Blocks::Q4_0x8($t) => $tiled,
         }
     };
 }
@@ -197,7 +203,11 @@ impl QuantMatrix {
             );
         }
         let n = rows * cols / per_block;
+        let kw = cols / per_block;
         let blocks = match dtype {
+            GgmlDType::Q4_0 if rows.is_multiple_of(TILE) => {
+                Blocks::Q4_0x8(tiles::interleave(&read_blocks(n, reader)?, kw))
+            }
             GgmlDType::Q4_0 => Blocks::Q4_0(read_blocks(n, reader)?),
             GgmlDType::Q4_1 => Blocks::Q4_1(read_blocks(n, reader)?),
             GgmlDType::Q5_0 => Blocks::Q5_0(read_blocks(n, reader)?),
@@ -219,7 +229,8 @@ impl QuantMatrix {
     }
 
     /// The matrices' rows one after the other: one product computes all of them (the
-    /// q/k/v or gate/up projections of one input). None unless they share format and width.
+    /// q/k/v or gate/up projections of one input). None unless they share format, layout
+    /// (interleaved or not) and width.
     pub fn stack(parts: &[&QuantMatrix]) -> Option<QuantMatrix> {
         let first = parts.first()?;
         if parts
@@ -251,6 +262,7 @@ impl QuantMatrix {
             Blocks::Q8_0(_) => cat!(Q8_0),
             Blocks::Q4K(_) => cat!(Q4K),
             Blocks::Q6K(_) => cat!(Q6K),
+            Blocks::Q4_0x8(_) => cat!(Q4_0x8),
         };
         Some(QuantMatrix {
             rows: parts.iter().map(|m| m.rows).sum(),
@@ -262,7 +274,7 @@ impl QuantMatrix {
 
     pub fn dtype(&self) -> GgmlDType {
         match &self.blocks {
-            Blocks::Q4_0(_) => GgmlDType::Q4_0,
+            Blocks::Q4_0(_) | Blocks::Q4_0x8(_) => GgmlDType::Q4_0,
             Blocks::Q4_1(_) => GgmlDType::Q4_1,
             Blocks::Q5_0(_) => GgmlDType::Q5_0,
             Blocks::Q5_1(_) => GgmlDType::Q5_1,
@@ -295,7 +307,9 @@ impl QuantMatrix {
             if id >= self.rows {
                 candle_core::bail!("embedding: id {id} is outside the {} rows", self.rows);
             }
-            each_format!(&self.blocks, b => dequantize_row(self.row(b, id), row));
+            each_format!(&self.blocks,
+                b => dequantize_row(self.row(b, id), row),
+                t => dequantize_row(&tiles::row(t, self.cols / QK, id), row));
         }
         Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
     }
@@ -312,7 +326,9 @@ impl QuantMatrix {
 
     fn matmul_with(&self, isa: Isa, x: &[f32], n: usize) -> Vec<f32> {
         assert_eq!(x.len(), n * self.cols, "activations are not (n, cols)");
-        each_format!(&self.blocks, b => matmul(isa, b, self.rows, self.cols, x, n))
+        each_format!(&self.blocks,
+            b => matmul(isa, b, self.rows, self.cols, x, n),
+            t => matmul_tiled(isa, t, self.rows, self.cols, x, n))
     }
 }
 
@@ -341,6 +357,16 @@ impl<W: avx2::Avx2Dot> Kernels for W {}
 trait Kernels: WeightBlock {}
 #[cfg(not(target_arch = "x86_64"))]
 impl<W: WeightBlock> Kernels for W {}
+
+/// Implemented by every interleaved format, whatever kernels this target has.
+#[cfg(target_arch = "x86_64")]
+trait TileKernels: avx2::Avx2Tile {}
+#[cfg(target_arch = "x86_64")]
+impl<T: avx2::Avx2Tile> TileKernels for T {}
+#[cfg(not(target_arch = "x86_64"))]
+trait TileKernels: tiles::WeightTile {}
+#[cfg(not(target_arch = "x86_64"))]
+impl<T: tiles::WeightTile> TileKernels for T {}
 
 fn quantize_rows(isa: Isa, x: &[f32], out: &mut [BlockQ8], with_sum: bool) {
     match isa {
@@ -445,6 +471,105 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
         // candle's barrier pool: its workers spin a while before parking, so the many small
         // products of one decode step do not each pay a thread wake-up (rayon's workers
         // sleep between them).
+        candle_core::utils::barrier_pool().execute_chunked(n_chunks, |range| range.for_each(work));
+    }
+    out
+}
+
+/// One tile row (`w`, kw tiles: eight weight rows) against `t` activation rows (`a`,
+/// t * kw blocks): `out[r][i] = w_i · a_r`.
+fn dot_tiles<T: TileKernels>(
+    isa: Isa,
+    kw: usize,
+    w: &[T],
+    a: &[BlockQ8Sum],
+    out: &mut [[f32; TILE]],
+) {
+    match isa {
+        Isa::Scalar => {
+            for (ar, out) in a.chunks_exact(kw).zip(out) {
+                *out = T::dot(w, ar);
+            }
+        }
+        // SAFETY (all arms): Isa::Avx2 is only chosen when the CPU has AVX2, FMA and F16C;
+        // every row has kw blocks and out has one element per activation row.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe {
+            let a = |i: usize| &a[i * kw..(i + 1) * kw];
+            match out.len() {
+                1 => T::dot_tiles::<1>(w, [a(0)], out),
+                2 => T::dot_tiles::<2>(w, [a(0), a(1)], out),
+                3 => T::dot_tiles::<3>(w, [a(0), a(1), a(2)], out),
+                4 => T::dot_tiles::<4>(w, [a(0), a(1), a(2), a(3)], out),
+                t => unreachable!("no kernel for {t} activation rows"),
+            }
+        },
+    }
+}
+
+/// x (n, cols) times the transpose of the interleaved `w` (rows, cols): (n, rows), as
+/// [`matmul`] but eight weight rows at a time.
+fn matmul_tiled<T: TileKernels>(
+    isa: Isa,
+    w: &[T],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
+    let mut acts = vec![BlockQ8::ZERO; n * cols / QK];
+    for (x, a) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(cols / QK)) {
+        quantize_rows(isa, x, a, false);
+    }
+    multiply_tiled(isa, w, rows, &acts, n)
+}
+
+/// Quantized activations `acts` (n, cols / 32) times the transpose of the interleaved `w`
+/// (rows, cols): (n, rows).
+fn multiply_tiled<T: TileKernels>(
+    isa: Isa,
+    w: &[T],
+    rows: usize,
+    acts: &[BlockQ8],
+    n: usize,
+) -> Vec<f32> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let acts = BlockQ8Sum::group(acts);
+    let kw = acts.len() / n;
+    let groups = rows / TILE;
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    let n_chunks = (groups * kw * std::mem::size_of::<T>())
+        .div_ceil(CHUNK_BYTES)
+        .max(4 * threads)
+        .min(groups);
+    let chunk_groups = groups.div_ceil(n_chunks);
+    let n_chunks = groups.div_ceil(chunk_groups);
+    let mut out = vec![0f32; n * rows];
+    let columns = Columns::new(&mut out);
+    let work = |c: usize| {
+        let first = c * chunk_groups;
+        let last = groups.min(first + chunk_groups);
+        let mut tile = [[0f32; TILE]; TILE_ROWS];
+        for t0 in (0..n).step_by(TILE_ROWS) {
+            let t = TILE_ROWS.min(n - t0);
+            let a = &acts[t0 * kw..(t0 + t) * kw];
+            let tile = &mut tile[..t];
+            for g in first..last {
+                dot_tiles(isa, kw, &w[g * kw..(g + 1) * kw], a, tile);
+                for (j, outs) in tile.iter().enumerate() {
+                    for (i, &v) in outs.iter().enumerate() {
+                        // SAFETY: output columns 8g..8g + 8 belong to this chunk alone.
+                        unsafe { columns.write((t0 + j) * rows + TILE * g + i, v) };
+                    }
+                }
+            }
+        }
+    };
+    if rows * kw * n < MIN_PARALLEL_BLOCKS {
+        (0..n_chunks).for_each(work);
+    } else {
         candle_core::utils::barrier_pool().execute_chunked(n_chunks, |range| range.for_each(work));
     }
     out

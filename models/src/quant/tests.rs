@@ -96,13 +96,21 @@ fn exact(m: &QuantMatrix, x: &[f32], n: usize) -> Vec<f32> {
         }
         out
     }
-    each_format!(&m.blocks, b => go(b, m.rows, m.cols, x, n))
+    each_format!(&m.blocks,
+        b => go(b, m.rows, m.cols, x, n),
+        t => go(&untiled(t, m.rows, m.cols), m.rows, m.cols, x, n))
+}
+
+/// Every row's blocks, one row after another, out of tiles.
+fn untiled<T: tiles::WeightTile>(t: &[T], rows: usize, cols: usize) -> Vec<T::Block> {
+    let kw = cols / QK / T::Block::SUB;
+    (0..rows).flat_map(|i| tiles::row(t, kw, i)).collect()
 }
 
 #[test]
 fn matches_exact_evaluation() {
-    let (rows, cols) = (37, 512);
-    for dtype in TYPES {
+    let cols = 512;
+    for (dtype, rows) in TYPES.into_iter().flat_map(|t| [(t, 37), (t, 40)]) {
         let m = QuantMatrix::from_qtensor(&quantized(dtype, rows, cols, 1)).unwrap();
         for n in [1, 2, 3, 4, 5, 7, 13] {
             let x = values(100 + n as u64, n * cols, 1.0);
@@ -166,7 +174,9 @@ fn matches_candle_qmatmul() {
                 }
                 let want = candle_matmul(&q, &x, n);
                 for isa in isas() {
-                    let got = each_format!(&m.blocks, b => multiply(isa, b, rows, &acts, n));
+                    let got = each_format!(&m.blocks,
+                        b => multiply(isa, b, rows, &acts, n),
+                        t => multiply_tiled(isa, t, rows, &acts, n));
                     let d = max_rel_diff(&got, &want);
                     assert!(d < 1e-5, "{dtype:?} {isa:?} rows={rows} n={n}: {d}");
                 }
@@ -202,8 +212,8 @@ fn near_candle_qmatmul_end_to_end() {
 
 #[test]
 fn scalar_and_simd_are_bitwise_equal() {
-    for dtype in TYPES {
-        let (rows, cols) = (41, width(dtype, 320));
+    for (dtype, rows) in TYPES.into_iter().flat_map(|t| [(t, 41), (t, 48)]) {
+        let cols = width(dtype, 320);
         let m = QuantMatrix::from_qtensor(&quantized(dtype, rows, cols, 3)).unwrap();
         for n in [1, 2, 3, 4, 6, 11] {
             let x = values(n as u64, n * cols, 2.0);
@@ -217,8 +227,8 @@ fn scalar_and_simd_are_bitwise_equal() {
 
 #[test]
 fn reading_the_file_bytes_gives_the_matrix_a_qtensor_gives() {
-    for dtype in TYPES {
-        let (rows, cols) = (7, width(dtype, 256));
+    for (dtype, rows) in TYPES.into_iter().flat_map(|t| [(t, 7), (t, 16)]) {
+        let cols = width(dtype, 256);
         let q = quantized(dtype, rows, cols, 11);
         let want = QuantMatrix::from_qtensor(&q).unwrap();
         // The bytes as a GGUF file stores them, behind a few bytes of something else.
@@ -242,8 +252,8 @@ fn reading_the_file_bytes_gives_the_matrix_a_qtensor_gives() {
 
 #[test]
 fn a_row_does_not_depend_on_its_batch() {
-    for dtype in TYPES {
-        let (rows, cols) = (29, width(dtype, 192));
+    for (dtype, rows) in TYPES.into_iter().flat_map(|t| [(t, 29), (t, 32)]) {
+        let cols = width(dtype, 192);
         let m = QuantMatrix::from_qtensor(&quantized(dtype, rows, cols, 5)).unwrap();
         let n = 11;
         let x = values(9, n * cols, 1.0);
@@ -326,10 +336,10 @@ fn activation_quantization_near_candle() {
 
 #[test]
 fn embedding_matches_candle() {
-    for dtype in TYPES {
-        let q = quantized(dtype, 50, width(dtype, 128), 17);
+    for (dtype, rows) in TYPES.into_iter().flat_map(|t| [(t, 50), (t, 56)]) {
+        let q = quantized(dtype, rows, width(dtype, 128), 17);
         let m = QuantMatrix::from_qtensor(&q).unwrap();
-        let ids = Tensor::new(&[3u32, 0, 49, 3], &Device::Cpu).unwrap();
+        let ids = Tensor::new(&[3u32, 0, 49, 3, 12], &Device::Cpu).unwrap();
         let want = q.embedding(&ids).unwrap().to_vec2::<f32>().unwrap();
         let got = m.embedding(&ids).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(got, want, "{dtype:?}");
@@ -382,6 +392,35 @@ fn stacked_matrices_give_each_part_to_the_bit() {
     let c = QuantMatrix::from_qtensor(&quantized(GgmlDType::Q8_0, 32, 128, 3)).unwrap();
     assert!(QuantMatrix::stack(&[&a, &b]).is_none());
     assert!(QuantMatrix::stack(&[&a, &c]).is_none());
+    // Nor do interleaved and plain rows.
+    let d = QuantMatrix::from_qtensor(&quantized(GgmlDType::Q4_0, 32, 128, 4)).unwrap();
+    let e = QuantMatrix::from_qtensor(&quantized(GgmlDType::Q4_0, 31, 128, 5)).unwrap();
+    assert!(matches!(d.blocks, Blocks::Q4_0x8(_)) && matches!(e.blocks, Blocks::Q4_0(_)));
+    assert!(QuantMatrix::stack(&[&d, &e]).is_none());
+}
+
+/// Interleaving and taking a row back out give the file's blocks, and the tiles hold
+/// the values the scalar kernel reads where the layout says.
+#[test]
+fn tiles_give_back_the_rows() {
+    let (rows, cols) = (16, 96);
+    let q = quantized(GgmlDType::Q4_0, rows, cols, 21);
+    let data = q.data().unwrap();
+    let plain: Vec<BlockQ4_0> = read_blocks(rows * cols / QK, &mut &data[..]).unwrap();
+    let kw = cols / QK;
+    let tiled: Vec<TileQ4_0> = tiles::interleave(&plain, kw);
+    assert_eq!(tiled.len(), plain.len() / TILE);
+    for i in 0..rows {
+        let back = tiles::row(&tiled, kw, i);
+        for (b, (got, want)) in back.iter().zip(&plain[i * kw..(i + 1) * kw]).enumerate() {
+            assert_eq!((got.d, got.qs), (want.d, want.qs), "row {i} block {b}");
+            // Row i's byte 4g + k is tile byte 32g + 4(i % 8) + k.
+            let t = &tiled[(i / TILE) * kw + b];
+            for j in 0..QK / 2 {
+                assert_eq!(t.qs[32 * (j / 4) + 4 * (i % TILE) + j % 4], want.qs[j]);
+            }
+        }
+    }
 }
 
 /// Against the product of the dequantized weights in f64 (what a quantized kernel

@@ -1,0 +1,138 @@
+//! Weights interleaved eight rows at a time, for products whose outputs are SIMD lanes.
+//!
+//! A [`WeightTile`] holds block `b` of eight consecutive weight rows, arranged so that
+//! one 32-byte load gives four values of each of the eight rows, one row per 32-bit lane.
+//! A kernel then broadcasts four activation bytes to every lane and one `maddubs` /
+//! `add` pair advances eight dot products at once; the eight f16 scales are widened in
+//! one instruction and the result is eight finished outputs, with no horizontal sum.
+//! Per 256 multiply-adds that is about half the instructions of one row at a time
+//! (ggml's AVX2 `q4_0_8x8` repacking of ggml/src/ggml-cpu/repack.cpp, ggml-org/llama.cpp
+//! commit 47b0c4b5488f, arranges its weights for the same reason; the arithmetic here is
+//! our own: unsigned nibbles, and the offset of 8 taken off once per block through the
+//! activation block's integer sum).
+//!
+//! Matrices whose row count is a multiple of [`TILE`] are stored this way at load; the
+//! tile of rows `8t..8t + 8` and block `b` is tile `t * blocks_per_row + b`, so the tiles
+//! of a stack of such matrices are the concatenation of theirs.
+
+use super::blocks::{BlockQ4_0, BlockQ8, WeightBlock, QK};
+use half::f16;
+
+/// Weight rows per tile.
+pub const TILE: usize = 8;
+
+/// An activation block as the tile kernels read it: [`BlockQ8`]'s values and scale, and
+/// the integer sum of its values (what takes the weights' offset off).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct BlockQ8Sum {
+    pub qs: [i8; QK],
+    pub d: f32,
+    pub sum: i32,
+}
+
+impl BlockQ8Sum {
+    /// Activation blocks as quantized (whole rows of them), with their sums.
+    pub fn group(acts: &[BlockQ8]) -> Vec<BlockQ8Sum> {
+        acts.iter()
+            .map(|a| BlockQ8Sum {
+                qs: a.qs,
+                d: a.d,
+                sum: a.qs.iter().map(|&q| q as i32).sum(),
+            })
+            .collect()
+    }
+}
+
+/// Block `b` of eight weight rows, interleaved.
+pub trait WeightTile: Copy + Send + Sync + 'static {
+    /// The format of each row's blocks.
+    type Block: WeightBlock;
+
+    /// The tile of eight rows' blocks (the same block index in each).
+    fn interleave(rows: [&Self::Block; TILE]) -> Self;
+    /// Row `r`'s block, as the file stores it.
+    fn block(&self, r: usize) -> Self::Block;
+    /// One tile row (`w`, a row's worth of tiles) against one activation row: the eight
+    /// rows' dot products, in scalar code that gives the AVX2 kernel's result to the bit.
+    fn dot(w: &[Self], a: &[BlockQ8Sum]) -> [f32; TILE];
+}
+
+/// Eight rows' [`BlockQ4_0`]: their scales side by side, then their values in groups of
+/// four bytes (eight values), row after row: bytes `32g + 4r..32g + 4r + 4` are row `r`'s
+/// bytes `4g..4g + 4`, whose low nibbles are its values `4g..4g + 4` and high nibbles its
+/// values `16 + 4g..16 + 4g + 4`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct TileQ4_0 {
+    pub d: [[u8; 2]; TILE],
+    pub qs: [u8; TILE * QK / 2],
+}
+
+impl WeightTile for TileQ4_0 {
+    type Block = BlockQ4_0;
+
+    fn interleave(rows: [&BlockQ4_0; TILE]) -> Self {
+        let mut qs = [0u8; TILE * QK / 2];
+        for (r, b) in rows.iter().enumerate() {
+            for (g, four) in b.qs.chunks_exact(4).enumerate() {
+                qs[32 * g + 4 * r..32 * g + 4 * r + 4].copy_from_slice(four);
+            }
+        }
+        Self {
+            d: rows.map(|b| b.d),
+            qs,
+        }
+    }
+
+    fn block(&self, r: usize) -> BlockQ4_0 {
+        BlockQ4_0 {
+            d: self.d[r],
+            qs: std::array::from_fn(|j| self.qs[32 * (j / 4) + 4 * r + j % 4]),
+        }
+    }
+
+    /// Per block and row: the integer dot product of the unsigned nibbles with the
+    /// activations, less 8 times the activations' sum, times `d_w * d_a`, accumulated
+    /// with a fused multiply-add.
+    fn dot(w: &[Self], a: &[BlockQ8Sum]) -> [f32; TILE] {
+        debug_assert_eq!(w.len(), a.len());
+        let mut acc = [0f32; TILE];
+        for (t, ab) in w.iter().zip(a) {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut isum = 0i32;
+                for g in 0..4 {
+                    for k in 0..4 {
+                        let q = t.qs[32 * g + 4 * r + k];
+                        isum += (q & 0x0F) as i32 * ab.qs[4 * g + k] as i32;
+                        isum += (q >> 4) as i32 * ab.qs[16 + 4 * g + k] as i32;
+                    }
+                }
+                isum -= 8 * ab.sum;
+                let d = f16::from_bits(u16::from_le_bytes(t.d[r])).to_f32();
+                *acc = (d * ab.d).mul_add(isum as f32, *acc);
+            }
+        }
+        acc
+    }
+}
+
+/// `blocks` (rows of `kw` blocks each, `rows` a multiple of [`TILE`]) as tiles.
+pub fn interleave<T: WeightTile>(blocks: &[T::Block], kw: usize) -> Vec<T> {
+    debug_assert!(blocks.len().is_multiple_of(kw * TILE));
+    blocks
+        .chunks_exact(kw * TILE)
+        .flat_map(|rows| {
+            (0..kw).map(move |b| T::interleave(std::array::from_fn(|r| &rows[r * kw + b])))
+        })
+        .collect()
+}
+
+/// Row `i`'s blocks, out of tiles of `kw` blocks per row.
+pub fn row<T: WeightTile>(tiles: &[T], kw: usize, i: usize) -> Vec<T::Block> {
+    let t = i / TILE;
+    tiles[t * kw..(t + 1) * kw]
+        .iter()
+        .map(|tile| tile.block(i % TILE))
+        .collect()
+}
