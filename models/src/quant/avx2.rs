@@ -20,7 +20,7 @@ use super::blocks::{
     k4_scales_mins, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
     BlockQ8_0, BlockQ8x8, SuperBlock, WeightBlock, CHAINS, QK,
 };
-use super::tiles::{BlockQ8Sum, TileQ4_0, WeightTile, TILE};
+use super::tiles::{BlockQ8Sum, TileQ4K, TileQ4_0, WeightTile, TILE};
 use std::arch::x86_64::*;
 
 /// A weight row against up to four activation rows, per format (see [`dot_tile`] and
@@ -393,7 +393,15 @@ pub trait Avx2Tile: WeightTile {
     /// # Safety
     /// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and
     /// `out` has `R` elements.
-    unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[BlockQ8Sum]; R], out: &mut [[f32; TILE]]);
+    unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[Self::Act]; R], out: &mut [[f32; TILE]]);
+}
+
+impl Avx2Tile for TileQ4K {
+    #[inline]
+    unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[BlockQ8x8]; R], out: &mut [[f32; TILE]]) {
+        // SAFETY: passed on from the caller.
+        unsafe { dot_tiles_q4k::<R>(w, a, out) }
+    }
 }
 
 impl Avx2Tile for TileQ4_0 {
@@ -461,6 +469,101 @@ unsafe fn dot_tiles_q4_0<const R: usize>(
             );
             let d = _mm256_mul_ps(dw, _mm256_set1_ps(ab[r].d));
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(i), acc[r]);
+        }
+    }
+    for r in 0..R {
+        // SAFETY: an unaligned 8-float store into an 8-float array.
+        unsafe { _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r]) };
+    }
+}
+
+/// Eight Q4_K weight rows, interleaved ([`TileQ4K`]), against `R` activation rows (see
+/// [`WeightTile::dot`], the same in scalar code). As [`dot_tiles_q4_0`], lane `i` is
+/// weight row `i`; per sub-block, eight `maddubs` products add up in 16 bits, one `madd`
+/// with the eight rows' integer scales (each twice, one per 16-bit half of its lane)
+/// widens and scales them, and a fused multiply-add with the activation block's `d`
+/// accumulates; per super-block, the rows' `d`, and their mins times the activation sums
+/// times `-dmin`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and `out`
+/// has `R` elements.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tiles_q4k<const R: usize>(
+    w: &[TileQ4K],
+    a: [&[BlockQ8x8]; R],
+    out: &mut [[f32; TILE]],
+) {
+    debug_assert!(a.iter().all(|a| a.len() == w.len()));
+    debug_assert_eq!(out.len(), R);
+    let low = _mm256_set1_epi8(0x0F);
+    // Byte r of eight, zero-extended, in both 16-bit halves of 32-bit lane r.
+    let pairs = _mm256_setr_epi8(
+        0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, //
+        4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1,
+    );
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (b, t) in w.iter().enumerate() {
+        // SAFETY: b < w.len() == a[r].len().
+        let ab: [&BlockQ8x8; R] = std::array::from_fn(|r| unsafe { a[r].get_unchecked(b) });
+        let mut s = [_mm256_setzero_ps(); R];
+        for p in 0..4 {
+            // Sub-blocks 2p and 2p + 1, every row.
+            let mut sums = [[_mm256_setzero_si256(); R]; 2];
+            for g in 0..8 {
+                // SAFETY: an unaligned 32-byte load from bytes 256p + 32g.. of 1024.
+                let v = unsafe { _mm256_loadu_si256(t.qs.as_ptr().add(256 * p + 32 * g).cast()) };
+                let lo = _mm256_and_si256(v, low);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                for r in 0..R {
+                    // SAFETY: unaligned 4-byte reads at 4g of two 32-byte arrays.
+                    let (a0, a1) = unsafe {
+                        let qs = &ab[r].qs;
+                        let at =
+                            |j: usize| qs[j].as_ptr().add(4 * g).cast::<i32>().read_unaligned();
+                        (
+                            _mm256_set1_epi32(at(2 * p)),
+                            _mm256_set1_epi32(at(2 * p + 1)),
+                        )
+                    };
+                    sums[0][r] = _mm256_add_epi16(sums[0][r], _mm256_maddubs_epi16(lo, a0));
+                    sums[1][r] = _mm256_add_epi16(sums[1][r], _mm256_maddubs_epi16(hi, a1));
+                }
+            }
+            for (h, sums) in sums.iter().enumerate() {
+                let j = 2 * p + h;
+                // SAFETY: an unaligned 8-byte read at 8j of a 64-byte array.
+                let sc = unsafe { t.scales.as_ptr().add(8 * j).cast::<i64>().read_unaligned() };
+                let sc = _mm256_shuffle_epi8(_mm256_set1_epi64x(sc), pairs);
+                for r in 0..R {
+                    let i = _mm256_madd_epi16(sums[r], sc);
+                    let da = _mm256_set1_ps(ab[r].d[j]);
+                    s[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), da, s[r]);
+                }
+            }
+        }
+        // SAFETY: unaligned 16-byte loads from eight 2-byte arrays.
+        let (d, neg_dmin) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(t.d.as_ptr().cast())),
+                _mm256_xor_ps(
+                    _mm256_cvtph_ps(_mm_loadu_si128(t.dmin.as_ptr().cast())),
+                    _mm256_set1_ps(-0.0),
+                ),
+            )
+        };
+        let mut m = [_mm256_setzero_ps(); R];
+        for j in 0..8 {
+            // SAFETY: an unaligned 8-byte load at 8j of a 64-byte array.
+            let mins = unsafe { _mm_loadl_epi64(t.mins.as_ptr().add(8 * j).cast()) };
+            let mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mins));
+            for r in 0..R {
+                m[r] = _mm256_fmadd_ps(mins, _mm256_set1_ps(ab[r].s[j]), m[r]);
+            }
+        }
+        for r in 0..R {
+            acc[r] = _mm256_fmadd_ps(d, s[r], acc[r]);
+            acc[r] = _mm256_fmadd_ps(neg_dmin, m[r], acc[r]);
         }
     }
     for r in 0..R {

@@ -500,7 +500,7 @@ pub struct BlockQ8x8 {
 
 impl BlockQ8x8 {
     /// Whole rows of a multiple of eight blocks, eight by eight.
-    fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8x8]> {
+    pub fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8x8]> {
         debug_assert!(acts.len().is_multiple_of(8));
         Cow::Owned(
             acts.chunks_exact(8)

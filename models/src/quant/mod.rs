@@ -30,7 +30,7 @@ use blocks::{
 };
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
-use tiles::{BlockQ8Sum, TileQ4_0, TILE};
+use tiles::{TileQ4K, TileQ4_0, TILE};
 
 /// Activation rows multiplied together with one weight row.
 const TILE_ROWS: usize = 4;
@@ -72,6 +72,8 @@ enum Blocks {
     Q6K(Vec<BlockQ6K>),
     /// Q4_0 with rows a multiple of [`TILE`], interleaved ([`tiles`]).
     Q4_0x8(Vec<TileQ4_0>),
+    /// Q4_K with rows a multiple of [`TILE`], interleaved.
+    Q4Kx8(Vec<TileQ4K>),
 }
 
 /// Calls `$body` with `$b` bound to the blocks, whatever their format, or `$tiled` with
@@ -87,6 +89,7 @@ macro_rules! each_format {
             Blocks::Q4K($b) => $body,
             Blocks::Q6K($b) => $body,
             Blocks::Q4_0x8($t) => $tiled,
+            Blocks::Q4Kx8($t) => $tiled,
         }
     };
 }
@@ -203,7 +206,7 @@ impl QuantMatrix {
             );
         }
         let n = rows * cols / per_block;
-        let kw = cols / per_block;
+        let kw = cols / per_block; // blocks (K-quants: super-blocks) per row
         let blocks = match dtype {
             GgmlDType::Q4_0 if rows.is_multiple_of(TILE) => {
                 Blocks::Q4_0x8(tiles::interleave(&read_blocks(n, reader)?, kw))
@@ -213,6 +216,9 @@ impl QuantMatrix {
             GgmlDType::Q5_0 => Blocks::Q5_0(read_blocks(n, reader)?),
             GgmlDType::Q5_1 => Blocks::Q5_1(read_blocks(n, reader)?),
             GgmlDType::Q8_0 => Blocks::Q8_0(read_blocks(n, reader)?),
+            GgmlDType::Q4K if rows.is_multiple_of(TILE) => {
+                Blocks::Q4Kx8(tiles::interleave(&read_blocks(n, reader)?, kw))
+            }
             GgmlDType::Q4K => Blocks::Q4K(read_blocks(n, reader)?),
             GgmlDType::Q6K => Blocks::Q6K(read_blocks(n, reader)?),
             other => candle_core::bail!(
@@ -263,6 +269,7 @@ impl QuantMatrix {
             Blocks::Q4K(_) => cat!(Q4K),
             Blocks::Q6K(_) => cat!(Q6K),
             Blocks::Q4_0x8(_) => cat!(Q4_0x8),
+            Blocks::Q4Kx8(_) => cat!(Q4Kx8),
         };
         Some(QuantMatrix {
             rows: parts.iter().map(|m| m.rows).sum(),
@@ -279,7 +286,7 @@ impl QuantMatrix {
             Blocks::Q5_0(_) => GgmlDType::Q5_0,
             Blocks::Q5_1(_) => GgmlDType::Q5_1,
             Blocks::Q8_0(_) => GgmlDType::Q8_0,
-            Blocks::Q4K(_) => GgmlDType::Q4K,
+            Blocks::Q4K(_) | Blocks::Q4Kx8(_) => GgmlDType::Q4K,
             Blocks::Q6K(_) => GgmlDType::Q6K,
         }
     }
@@ -309,7 +316,7 @@ impl QuantMatrix {
             }
             each_format!(&self.blocks,
                 b => dequantize_row(self.row(b, id), row),
-                t => dequantize_row(&tiles::row(t, self.cols / QK, id), row));
+                t => dequantize_row(&tiles::row(t, self.cols, id), row));
         }
         Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
     }
@@ -478,13 +485,7 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
 
 /// One tile row (`w`, kw tiles: eight weight rows) against `t` activation rows (`a`,
 /// t * kw blocks): `out[r][i] = w_i · a_r`.
-fn dot_tiles<T: TileKernels>(
-    isa: Isa,
-    kw: usize,
-    w: &[T],
-    a: &[BlockQ8Sum],
-    out: &mut [[f32; TILE]],
-) {
+fn dot_tiles<T: TileKernels>(isa: Isa, kw: usize, w: &[T], a: &[T::Act], out: &mut [[f32; TILE]]) {
     match isa {
         Isa::Scalar => {
             for (ar, out) in a.chunks_exact(kw).zip(out) {
@@ -519,7 +520,7 @@ fn matmul_tiled<T: TileKernels>(
 ) -> Vec<f32> {
     let mut acts = vec![BlockQ8::ZERO; n * cols / QK];
     for (x, a) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(cols / QK)) {
-        quantize_rows(isa, x, a, false);
+        quantize_rows(isa, x, a, T::Block::HAS_MIN);
     }
     multiply_tiled(isa, w, rows, &acts, n)
 }
@@ -536,7 +537,7 @@ fn multiply_tiled<T: TileKernels>(
     if n == 0 {
         return Vec::new();
     }
-    let acts = BlockQ8Sum::group(acts);
+    let acts = T::group(acts);
     let kw = acts.len() / n;
     let groups = rows / TILE;
     let threads = candle_core::utils::barrier_pool().n_workers() + 1;

@@ -103,8 +103,7 @@ fn exact(m: &QuantMatrix, x: &[f32], n: usize) -> Vec<f32> {
 
 /// Every row's blocks, one row after another, out of tiles.
 fn untiled<T: tiles::WeightTile>(t: &[T], rows: usize, cols: usize) -> Vec<T::Block> {
-    let kw = cols / QK / T::Block::SUB;
-    (0..rows).flat_map(|i| tiles::row(t, kw, i)).collect()
+    (0..rows).flat_map(|i| tiles::row(t, cols, i)).collect()
 }
 
 #[test]
@@ -411,7 +410,7 @@ fn tiles_give_back_the_rows() {
     let tiled: Vec<TileQ4_0> = tiles::interleave(&plain, kw);
     assert_eq!(tiled.len(), plain.len() / TILE);
     for i in 0..rows {
-        let back = tiles::row(&tiled, kw, i);
+        let back = tiles::row(&tiled, cols, i);
         for (b, (got, want)) in back.iter().zip(&plain[i * kw..(i + 1) * kw]).enumerate() {
             assert_eq!((got.d, got.qs), (want.d, want.qs), "row {i} block {b}");
             // Row i's byte 4g + k is tile byte 32g + 4(i % 8) + k.

@@ -15,8 +15,13 @@
 //! tile of rows `8t..8t + 8` and block `b` is tile `t * blocks_per_row + b`, so the tiles
 //! of a stack of such matrices are the concatenation of theirs.
 
-use super::blocks::{BlockQ4_0, BlockQ8, WeightBlock, QK};
+use super::blocks::{k4_scales_mins, BlockQ4K, BlockQ4_0, BlockQ8, BlockQ8x8, WeightBlock, QK};
 use half::f16;
+use std::borrow::Cow;
+
+fn f16_bits(b: [u8; 2]) -> f32 {
+    f16::from_bits(u16::from_le_bytes(b)).to_f32()
+}
 
 /// Weight rows per tile.
 pub const TILE: usize = 8;
@@ -48,6 +53,10 @@ impl BlockQ8Sum {
 pub trait WeightTile: Copy + Send + Sync + 'static {
     /// The format of each row's blocks.
     type Block: WeightBlock;
+    /// What one tile is multiplied with: one activation block per 32 weight values.
+    type Act: Clone + Send + Sync + 'static;
+    /// Activation blocks (whole rows of them) grouped as this format's kernel reads them.
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [Self::Act]>;
 
     /// The tile of eight rows' blocks (the same block index in each).
     fn interleave(rows: [&Self::Block; TILE]) -> Self;
@@ -55,7 +64,7 @@ pub trait WeightTile: Copy + Send + Sync + 'static {
     fn block(&self, r: usize) -> Self::Block;
     /// One tile row (`w`, a row's worth of tiles) against one activation row: the eight
     /// rows' dot products, in scalar code that gives the AVX2 kernel's result to the bit.
-    fn dot(w: &[Self], a: &[BlockQ8Sum]) -> [f32; TILE];
+    fn dot(w: &[Self], a: &[Self::Act]) -> [f32; TILE];
 }
 
 /// Eight rows' [`BlockQ4_0`]: their scales side by side, then their values in groups of
@@ -71,6 +80,11 @@ pub struct TileQ4_0 {
 
 impl WeightTile for TileQ4_0 {
     type Block = BlockQ4_0;
+    type Act = BlockQ8Sum;
+
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8Sum]> {
+        Cow::Owned(BlockQ8Sum::group(acts))
+    }
 
     fn interleave(rows: [&BlockQ4_0; TILE]) -> Self {
         let mut qs = [0u8; TILE * QK / 2];
@@ -109,8 +123,105 @@ impl WeightTile for TileQ4_0 {
                     }
                 }
                 isum -= 8 * ab.sum;
-                let d = f16::from_bits(u16::from_le_bytes(t.d[r])).to_f32();
-                *acc = (d * ab.d).mul_add(isum as f32, *acc);
+                *acc = (f16_bits(t.d[r]) * ab.d).mul_add(isum as f32, *acc);
+            }
+        }
+        acc
+    }
+}
+
+/// Eight rows' [`BlockQ4K`] super-blocks: their `d` and `dmin` side by side, their 6-bit
+/// sub-block scales and mins unpacked to bytes (`scales[8j + r]`: row `r`'s sub-block
+/// `j`), and their values in groups of four bytes as in [`TileQ4_0`]: bytes
+/// `256p + 32g + 4r..+4` are row `r`'s bytes `32p + 4g..+4`, whose low nibbles are values
+/// `4g..4g + 4` of sub-block `2p` and high nibbles those of sub-block `2p + 1`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct TileQ4K {
+    pub d: [[u8; 2]; TILE],
+    pub dmin: [[u8; 2]; TILE],
+    pub scales: [u8; 8 * TILE],
+    pub mins: [u8; 8 * TILE],
+    pub qs: [u8; 128 * TILE],
+}
+
+impl WeightTile for TileQ4K {
+    type Block = BlockQ4K;
+    type Act = BlockQ8x8;
+
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8x8]> {
+        BlockQ8x8::group(acts)
+    }
+
+    fn interleave(rows: [&BlockQ4K; TILE]) -> Self {
+        let mut t = Self {
+            d: rows.map(|b| b.d),
+            dmin: rows.map(|b| b.dmin),
+            scales: [0; 8 * TILE],
+            mins: [0; 8 * TILE],
+            qs: [0; 128 * TILE],
+        };
+        for (r, b) in rows.iter().enumerate() {
+            let (sc, m) = k4_scales_mins(&b.scales);
+            for j in 0..8 {
+                t.scales[8 * j + r] = sc[j];
+                t.mins[8 * j + r] = m[j];
+            }
+            for (i, four) in b.qs.chunks_exact(4).enumerate() {
+                let (p, g) = (i / 8, i % 8);
+                let at = 256 * p + 32 * g + 4 * r;
+                t.qs[at..at + 4].copy_from_slice(four);
+            }
+        }
+        t
+    }
+
+    fn block(&self, r: usize) -> BlockQ4K {
+        let sc: [u8; 8] = std::array::from_fn(|j| self.scales[8 * j + r]);
+        let m: [u8; 8] = std::array::from_fn(|j| self.mins[8 * j + r]);
+        // ggml's 12-byte packing (the inverse of `get_scale_min_k4`).
+        let mut scales = [0u8; 12];
+        for j in 0..4 {
+            scales[j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+            scales[j + 4] = m[j] | ((m[j + 4] >> 4) << 6);
+            scales[j + 8] = (sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4);
+        }
+        BlockQ4K {
+            d: self.d[r],
+            dmin: self.dmin[r],
+            scales,
+            qs: std::array::from_fn(|i| {
+                let (p, g, k) = (i / 32, i % 32 / 4, i % 4);
+                self.qs[256 * p + 32 * g + 4 * r + k]
+            }),
+        }
+    }
+
+    /// Per super-block and row: per sub-block `j`, the integer dot product of the nibbles
+    /// with the activations times the integer scale, converted and accumulated (fused)
+    /// times the activation block's `d`; that sum times the row's `d`; then the mins
+    /// times the activation sums, accumulated (fused) sub-block by sub-block, times
+    /// `-dmin`.
+    fn dot(w: &[Self], a: &[BlockQ8x8]) -> [f32; TILE] {
+        debug_assert_eq!(w.len(), a.len());
+        let mut acc = [0f32; TILE];
+        for (t, ab) in w.iter().zip(a) {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let (mut s, mut m) = (0f32, 0f32);
+                for j in 0..8 {
+                    let (p, shift) = (j / 2, 4 * (j % 2));
+                    let mut isum = 0i32;
+                    for i in 0..QK {
+                        let (g, k) = (i / 4, i % 4);
+                        let q = (t.qs[256 * p + 32 * g + 4 * r + k] >> shift) & 0x0F;
+                        isum += q as i32 * ab.qs[j][i] as i32;
+                    }
+                    isum *= t.scales[8 * j + r] as i32;
+                    s = (isum as f32).mul_add(ab.d[j], s);
+                    m = (t.mins[8 * j + r] as f32).mul_add(ab.s[j], m);
+                }
+                *acc = f16_bits(t.d[r]).mul_add(s, *acc);
+                *acc = (-f16_bits(t.dmin[r])).mul_add(m, *acc);
             }
         }
         acc
@@ -128,8 +239,9 @@ pub fn interleave<T: WeightTile>(blocks: &[T::Block], kw: usize) -> Vec<T> {
         .collect()
 }
 
-/// Row `i`'s blocks, out of tiles of `kw` blocks per row.
-pub fn row<T: WeightTile>(tiles: &[T], kw: usize, i: usize) -> Vec<T::Block> {
+/// Row `i`'s blocks, out of the tiles of a matrix `cols` wide.
+pub fn row<T: WeightTile>(tiles: &[T], cols: usize, i: usize) -> Vec<T::Block> {
+    let kw = cols / (QK * T::Block::SUB);
     let t = i / TILE;
     tiles[t * kw..(t + 1) * kw]
         .iter()
