@@ -20,7 +20,7 @@ use super::blocks::{
     k4_scales_mins, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
     BlockQ8_0, BlockQ8x8, SuperBlock, WeightBlock, CHAINS, QK,
 };
-use super::tiles::{BlockQ8Sum, TileQ4K, TileQ4_0, WeightTile, TILE};
+use super::tiles::{BlockQ8Sum, TileQ4K, TileQ4_0, TileQ6K, WeightTile, TILE};
 use std::arch::x86_64::*;
 
 /// A weight row against up to four activation rows, per format (see [`dot_tile`] and
@@ -396,6 +396,14 @@ pub trait Avx2Tile: WeightTile {
     unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[Self::Act]; R], out: &mut [[f32; TILE]]);
 }
 
+impl Avx2Tile for TileQ6K {
+    #[inline]
+    unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[BlockQ8x8]; R], out: &mut [[f32; TILE]]) {
+        // SAFETY: passed on from the caller.
+        unsafe { dot_tiles_q6k::<R>(w, a, out) }
+    }
+}
+
 impl Avx2Tile for TileQ4K {
     #[inline]
     unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[BlockQ8x8]; R], out: &mut [[f32; TILE]]) {
@@ -564,6 +572,126 @@ unsafe fn dot_tiles_q4k<const R: usize>(
         for r in 0..R {
             acc[r] = _mm256_fmadd_ps(d, s[r], acc[r]);
             acc[r] = _mm256_fmadd_ps(neg_dmin, m[r], acc[r]);
+        }
+    }
+    for r in 0..R {
+        // SAFETY: an unaligned 8-float store into an 8-float array.
+        unsafe { _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r]) };
+    }
+}
+
+/// Eight Q6_K weight rows, interleaved ([`TileQ6K`]), against `R` activation rows (see
+/// [`WeightTile::dot`], the same in scalar code). Lane `i` is weight row `i`, and the
+/// tile is read front to back, a pair of sub-blocks at a time. Values are unsigned
+/// (`q + 32`, up to 63), so only two `maddubs` products fit in 16 bits (2 * 2 * 63 * 127
+/// = 32,004): per eight values of a sub-block they are widened by a `madd` with the
+/// half's eight scales; per sub-block, 32 times the scaled half sums of the activations
+/// comes off (one more `madd` with both scales of each row), then one conversion and a
+/// fused multiply-add with the activation block's `d`; per super-block, the rows' `d`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and `out`
+/// has `R` elements.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tiles_q6k<const R: usize>(
+    w: &[TileQ6K],
+    a: [&[BlockQ8x8]; R],
+    out: &mut [[f32; TILE]],
+) {
+    debug_assert!(a.iter().all(|a| a.len() == w.len()));
+    debug_assert_eq!(out.len(), R);
+    let low = _mm256_set1_epi8(0x0F);
+    let two_bits = _mm256_set1_epi8(0x30);
+    // The first (second) 16-bit half of every 32-bit lane, twice.
+    let first = _mm256_setr_epi8(
+        0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, //
+        0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13,
+    );
+    let second = _mm256_setr_epi8(
+        2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, //
+        2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15,
+    );
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (b, t) in w.iter().enumerate() {
+        // SAFETY: b < w.len() == a[r].len().
+        let ab: [&BlockQ8x8; R] = std::array::from_fn(|r| unsafe { a[r].get_unchecked(b) });
+        let mut s = [_mm256_setzero_ps(); R];
+        for p in 0..4 {
+            // Lane r: row r's two scales of sub-block 2p + e, as 16-bit numbers; then
+            // each of them twice.
+            // SAFETY: unaligned 16-byte loads at 32p and 32p + 16 of a 128-byte array.
+            let both: [__m256i; 2] = std::array::from_fn(|e| {
+                _mm256_cvtepi8_epi16(unsafe {
+                    _mm_loadu_si128(t.scales.as_ptr().add(16 * (2 * p + e)).cast())
+                })
+            });
+            let halves = both.map(|b| {
+                [
+                    _mm256_shuffle_epi8(b, first),
+                    _mm256_shuffle_epi8(b, second),
+                ]
+            });
+            let mut isum = [[_mm256_setzero_si256(); R]; 2];
+            for c in 0..4 {
+                // SAFETY: unaligned 32-byte loads at 384p + 96c + 0, 32 and 64 of 1536.
+                let (l0, l1, h) = unsafe {
+                    let at = t.qs.as_ptr().add(384 * p + 96 * c);
+                    (
+                        _mm256_loadu_si256(at.cast()),
+                        _mm256_loadu_si256(at.add(32).cast()),
+                        _mm256_loadu_si256(at.add(64).cast()),
+                    )
+                };
+                // q[e][o]: values 8c + 4o..+4 of sub-block 2p + e; the high bits of
+                // (o, e) are bits 4o + 2e, moved to bits 4 and 5.
+                let hi = |x: __m256i| _mm256_and_si256(x, two_bits);
+                let lo = |x: __m256i| _mm256_and_si256(x, low);
+                let q = [
+                    [
+                        _mm256_or_si256(lo(l0), hi(_mm256_slli_epi16(h, 4))),
+                        _mm256_or_si256(lo(l1), hi(h)),
+                    ],
+                    [
+                        _mm256_or_si256(lo(_mm256_srli_epi16(l0, 4)), hi(_mm256_slli_epi16(h, 2))),
+                        _mm256_or_si256(lo(_mm256_srli_epi16(l1, 4)), hi(_mm256_srli_epi16(h, 2))),
+                    ],
+                ];
+                for r in 0..R {
+                    for e in 0..2 {
+                        // SAFETY: unaligned 4-byte reads at 8c and 8c + 4 of a 32-byte
+                        // array.
+                        let (a0, a1) = unsafe {
+                            let qs = ab[r].qs[2 * p + e].as_ptr().add(8 * c);
+                            (
+                                _mm256_set1_epi32(qs.cast::<i32>().read_unaligned()),
+                                _mm256_set1_epi32(qs.add(4).cast::<i32>().read_unaligned()),
+                            )
+                        };
+                        let pair = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(q[e][0], a0),
+                            _mm256_maddubs_epi16(q[e][1], a1),
+                        );
+                        let sc = halves[e][c / 2];
+                        isum[e][r] = _mm256_add_epi32(isum[e][r], _mm256_madd_epi16(pair, sc));
+                    }
+                }
+            }
+            for e in 0..2 {
+                let j = 2 * p + e;
+                for r in 0..R {
+                    // SAFETY: an unaligned read of two i16 at 2j of sixteen.
+                    let h = unsafe { ab[r].h.as_ptr().add(2 * j).cast::<i32>().read_unaligned() };
+                    let off = _mm256_madd_epi16(both[e], _mm256_set1_epi32(h));
+                    let i = _mm256_sub_epi32(isum[e][r], _mm256_slli_epi32(off, 5));
+                    let da = _mm256_set1_ps(ab[r].d[j]);
+                    s[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), da, s[r]);
+                }
+            }
+        }
+        // SAFETY: an unaligned 16-byte load from eight 2-byte arrays.
+        let d = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(t.d.as_ptr().cast()) });
+        for r in 0..R {
+            acc[r] = _mm256_fmadd_ps(d, s[r], acc[r]);
         }
     }
     for r in 0..R {

@@ -30,7 +30,7 @@ use blocks::{
 };
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
-use tiles::{TileQ4K, TileQ4_0, TILE};
+use tiles::{TileQ4K, TileQ4_0, TileQ6K, TILE};
 
 /// Activation rows multiplied together with one weight row.
 const TILE_ROWS: usize = 4;
@@ -74,6 +74,8 @@ enum Blocks {
     Q4_0x8(Vec<TileQ4_0>),
     /// Q4_K with rows a multiple of [`TILE`], interleaved.
     Q4Kx8(Vec<TileQ4K>),
+    /// Q6_K with rows a multiple of [`TILE`], interleaved.
+    Q6Kx8(Vec<TileQ6K>),
 }
 
 /// Calls `$body` with `$b` bound to the blocks, whatever their format, or `$tiled` with
@@ -90,6 +92,7 @@ macro_rules! each_format {
             Blocks::Q6K($b) => $body,
             Blocks::Q4_0x8($t) => $tiled,
             Blocks::Q4Kx8($t) => $tiled,
+            Blocks::Q6Kx8($t) => $tiled,
         }
     };
 }
@@ -136,6 +139,21 @@ fn read_blocks<W: WeightBlock>(
     // exactly n * W::BYTES bytes at alignment 1, the layout of n blocks, and is handed
     // over whole (the byte vector is never dropped).
     Ok(unsafe { Vec::from_raw_parts(bytes.as_mut_ptr().cast::<W>(), n, n) })
+}
+
+/// `rows` (a multiple of [`TILE`]) of `kw` blocks each, read from `reader` eight rows at
+/// a time and interleaved as they come: the matrix is never held twice.
+fn read_tiles<T: tiles::WeightTile>(
+    rows: usize,
+    kw: usize,
+    reader: &mut impl std::io::Read,
+) -> std::io::Result<Vec<T>> {
+    debug_assert!(rows.is_multiple_of(TILE));
+    let mut out = Vec::with_capacity(rows / TILE * kw);
+    for _ in 0..rows / TILE {
+        out.extend(tiles::interleave::<T>(&read_blocks(TILE * kw, reader)?, kw));
+    }
+    Ok(out)
 }
 
 impl QuantMatrix {
@@ -209,7 +227,7 @@ impl QuantMatrix {
         let kw = cols / per_block; // blocks (K-quants: super-blocks) per row
         let blocks = match dtype {
             GgmlDType::Q4_0 if rows.is_multiple_of(TILE) => {
-                Blocks::Q4_0x8(tiles::interleave(&read_blocks(n, reader)?, kw))
+                Blocks::Q4_0x8(read_tiles(rows, kw, reader)?)
             }
             GgmlDType::Q4_0 => Blocks::Q4_0(read_blocks(n, reader)?),
             GgmlDType::Q4_1 => Blocks::Q4_1(read_blocks(n, reader)?),
@@ -217,9 +235,12 @@ impl QuantMatrix {
             GgmlDType::Q5_1 => Blocks::Q5_1(read_blocks(n, reader)?),
             GgmlDType::Q8_0 => Blocks::Q8_0(read_blocks(n, reader)?),
             GgmlDType::Q4K if rows.is_multiple_of(TILE) => {
-                Blocks::Q4Kx8(tiles::interleave(&read_blocks(n, reader)?, kw))
+                Blocks::Q4Kx8(read_tiles(rows, kw, reader)?)
             }
             GgmlDType::Q4K => Blocks::Q4K(read_blocks(n, reader)?),
+            GgmlDType::Q6K if rows.is_multiple_of(TILE) => {
+                Blocks::Q6Kx8(read_tiles(rows, kw, reader)?)
+            }
             GgmlDType::Q6K => Blocks::Q6K(read_blocks(n, reader)?),
             other => candle_core::bail!(
                 "quantized matrix: {other:?} is not Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K or Q6_K"
@@ -270,6 +291,7 @@ impl QuantMatrix {
             Blocks::Q6K(_) => cat!(Q6K),
             Blocks::Q4_0x8(_) => cat!(Q4_0x8),
             Blocks::Q4Kx8(_) => cat!(Q4Kx8),
+            Blocks::Q6Kx8(_) => cat!(Q6Kx8),
         };
         Some(QuantMatrix {
             rows: parts.iter().map(|m| m.rows).sum(),
@@ -287,7 +309,7 @@ impl QuantMatrix {
             Blocks::Q5_1(_) => GgmlDType::Q5_1,
             Blocks::Q8_0(_) => GgmlDType::Q8_0,
             Blocks::Q4K(_) | Blocks::Q4Kx8(_) => GgmlDType::Q4K,
-            Blocks::Q6K(_) => GgmlDType::Q6K,
+            Blocks::Q6K(_) | Blocks::Q6Kx8(_) => GgmlDType::Q6K,
         }
     }
 

@@ -398,6 +398,31 @@ fn stacked_matrices_give_each_part_to_the_bit() {
     assert!(QuantMatrix::stack(&[&d, &e]).is_none());
 }
 
+/// Every interleaved format gives back, row by row, the blocks it was made of.
+#[test]
+fn every_tile_format_gives_back_its_blocks() {
+    fn round_trip<T: tiles::WeightTile<Block: std::fmt::Debug>>(dtype: GgmlDType) {
+        let (rows, cols) = (24, 512);
+        let q = quantized(dtype, rows, cols, 23);
+        let data = q.data().unwrap();
+        let kw = cols / QK / T::Block::SUB;
+        let plain: Vec<T::Block> = read_blocks(rows * kw, &mut &data[..]).unwrap();
+        let tiled: Vec<T> = tiles::interleave(&plain, kw);
+        for i in 0..rows {
+            let back = tiles::row(&tiled, cols, i);
+            let want = &plain[i * kw..(i + 1) * kw];
+            assert_eq!(
+                format!("{back:?}"),
+                format!("{want:?}"),
+                "{dtype:?} row {i}"
+            );
+        }
+    }
+    round_trip::<TileQ4_0>(GgmlDType::Q4_0);
+    round_trip::<TileQ4K>(GgmlDType::Q4K);
+    round_trip::<TileQ6K>(GgmlDType::Q6K);
+}
+
 /// Interleaving and taking a row back out give the file's blocks, and the tiles hold
 /// the values the scalar kernel reads where the layout says.
 #[test]

@@ -15,7 +15,10 @@
 //! tile of rows `8t..8t + 8` and block `b` is tile `t * blocks_per_row + b`, so the tiles
 //! of a stack of such matrices are the concatenation of theirs.
 
-use super::blocks::{k4_scales_mins, BlockQ4K, BlockQ4_0, BlockQ8, BlockQ8x8, WeightBlock, QK};
+use super::blocks::{
+    k4_scales_mins, q6k_place, BlockQ4K, BlockQ4_0, BlockQ6K, BlockQ8, BlockQ8x8, SuperBlock,
+    WeightBlock, QK,
+};
 use half::f16;
 use std::borrow::Cow;
 
@@ -222,6 +225,141 @@ impl WeightTile for TileQ4K {
                 }
                 *acc = f16_bits(t.d[r]).mul_add(s, *acc);
                 *acc = (-f16_bits(t.dmin[r])).mul_add(m, *acc);
+            }
+        }
+        acc
+    }
+}
+
+/// Eight rows' [`BlockQ6K`] super-blocks: their `d` side by side; their scales, two per
+/// sub-block (one per half of 16 values), `scales[16j + 2r + h]` for row `r`'s half `h`
+/// of sub-block `j`; and their 6-bit values `q + 32` (0..64), in the order the kernel
+/// reads them: per pair of sub-blocks `2p, 2p + 1` and quarter `c` (values `8c..8c + 8`),
+/// 96 bytes: two 32-byte groups `o` whose bytes `4r..4r + 4` hold in their low and high
+/// nibbles the low four bits of values `8c + 4o..+4` of row `r`'s two sub-blocks, then 32
+/// bytes whose bits `4o + 2e..+2` of bytes `4r..4r + 4` are those values' high two bits
+/// (`e`: which sub-block of the pair). The same 1,680 bytes as eight super-blocks.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct TileQ6K {
+    pub d: [[u8; 2]; TILE],
+    pub scales: [i8; 16 * TILE],
+    pub qs: [u8; 192 * TILE],
+}
+
+impl TileQ6K {
+    /// Where value `i` of row `r`'s sub-block `j` lives: its low bits' byte and that
+    /// byte's nibble shift, its high bits' byte and that byte's bit shift.
+    fn place(r: usize, j: usize, i: usize) -> (usize, u32, usize, u32) {
+        let (p, e) = (j / 2, j % 2);
+        let (c, o, k) = (i / 8, i % 8 / 4, i % 4);
+        let quarter = 384 * p + 96 * c;
+        (
+            quarter + 32 * o + 4 * r + k,
+            4 * e as u32,
+            quarter + 64 + 4 * r + k,
+            (4 * o + 2 * e) as u32,
+        )
+    }
+
+    /// Value `i` of row `r`'s sub-block `j`, unsigned (`q + 32`, 0..64).
+    fn value(&self, r: usize, j: usize, i: usize) -> u8 {
+        let (l, ls, h, hs) = Self::place(r, j, i);
+        ((self.qs[l] >> ls) & 0x0F) | (((self.qs[h] >> hs) & 0x03) << 4)
+    }
+}
+
+impl WeightTile for TileQ6K {
+    type Block = BlockQ6K;
+    type Act = BlockQ8x8;
+
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8x8]> {
+        BlockQ8x8::group(acts)
+    }
+
+    /// Four values at a time, in the bytes of a `u32` (loading a 1.5B-parameter file
+    /// one value at a time took seconds).
+    fn interleave(rows: [&BlockQ6K; TILE]) -> Self {
+        let mut t = Self {
+            d: rows.map(|b| b.d),
+            scales: [0; 16 * TILE],
+            qs: [0; 192 * TILE],
+        };
+        let word =
+            |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        for (r, b) in rows.iter().enumerate() {
+            // v[j][w]: values 4w..4w + 4 of sub-block j, unsigned, one per byte.
+            let mut v = [[0u32; 8]; 8];
+            for (j, v) in v.iter_mut().enumerate() {
+                let (l, high, h, shift, s) = q6k_place(j);
+                t.scales[16 * j + 2 * r] = b.scales[s];
+                t.scales[16 * j + 2 * r + 1] = b.scales[s + 1];
+                for (w, v) in v.iter_mut().enumerate() {
+                    let lo = (word(&b.ql, l + 4 * w) >> (4 * high as u32)) & 0x0F0F_0F0F;
+                    let hi = (word(&b.qh, h + 4 * w) >> shift) & 0x0303_0303;
+                    *v = lo | (hi << 4);
+                }
+            }
+            for p in 0..4 {
+                for c in 0..4 {
+                    let at = 384 * p + 96 * c + 4 * r;
+                    let mut high = 0;
+                    for o in 0..2 {
+                        let (v0, v1) = (v[2 * p][2 * c + o], v[2 * p + 1][2 * c + o]);
+                        let low = (v0 & 0x0F0F_0F0F) | ((v1 & 0x0F0F_0F0F) << 4);
+                        t.qs[at + 32 * o..at + 32 * o + 4].copy_from_slice(&low.to_le_bytes());
+                        high |= ((v0 >> 4) & 0x0303_0303) << (4 * o);
+                        high |= ((v1 >> 4) & 0x0303_0303) << (4 * o + 2);
+                    }
+                    t.qs[at + 64..at + 68].copy_from_slice(&high.to_le_bytes());
+                }
+            }
+        }
+        t
+    }
+
+    fn block(&self, r: usize) -> BlockQ6K {
+        let mut b = BlockQ6K {
+            ql: [0; 128],
+            qh: [0; 64],
+            scales: [0; 16],
+            d: self.d[r],
+        };
+        for j in 0..8 {
+            let (l, high, h, shift, s) = q6k_place(j);
+            b.scales[s] = self.scales[16 * j + 2 * r];
+            b.scales[s + 1] = self.scales[16 * j + 2 * r + 1];
+            for i in 0..QK {
+                let q = self.value(r, j, i);
+                b.ql[l + i] |= if high { (q & 0x0F) << 4 } else { q & 0x0F };
+                b.qh[h + i] |= (q >> 4) << shift;
+            }
+        }
+        b
+    }
+
+    /// Per super-block and row: per sub-block `j`, the integer dot products of the
+    /// unsigned values with the activations, each half times its scale, less 32 times
+    /// the scaled half sums of the activations, converted and accumulated (fused) times
+    /// the activation block's `d`; that sum times the row's `d`.
+    fn dot(w: &[Self], a: &[BlockQ8x8]) -> [f32; TILE] {
+        debug_assert_eq!(w.len(), a.len());
+        let mut acc = [0f32; TILE];
+        for (t, ab) in w.iter().zip(a) {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut s = 0f32;
+                for j in 0..8 {
+                    let mut isum = 0i32;
+                    for h in 0..2 {
+                        let sc = t.scales[16 * j + 2 * r + h] as i32;
+                        let half: i32 = (16 * h..16 * h + 16)
+                            .map(|i| t.value(r, j, i) as i32 * ab.qs[j][i] as i32)
+                            .sum();
+                        isum += sc * (half - BlockQ6K::OFFSET * ab.h[2 * j + h] as i32);
+                    }
+                    s = (isum as f32).mul_add(ab.d[j], s);
+                }
+                *acc = f16_bits(t.d[r]).mul_add(s, *acc);
             }
         }
         acc
