@@ -20,7 +20,7 @@ use super::blocks::{
     k4_scales_mins, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
     BlockQ8_0, BlockQ8x8, SuperBlock, WeightBlock, CHAINS, QK,
 };
-use super::tiles::{BlockQ8Sum, TileQ4K, TileQ4_0, TileQ6K, WeightTile, TILE};
+use super::tiles::{BlockQ8Sum, TileQ4K, TileQ4_0, TileQ6K, TileQ8_0, WeightTile, TILE};
 use std::arch::x86_64::*;
 
 /// A weight row against up to four activation rows, per format (see [`dot_tile`] and
@@ -396,6 +396,14 @@ pub trait Avx2Tile: WeightTile {
     unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[Self::Act]; R], out: &mut [[f32; TILE]]);
 }
 
+impl Avx2Tile for TileQ8_0 {
+    #[inline]
+    unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[BlockQ8]; R], out: &mut [[f32; TILE]]) {
+        // SAFETY: passed on from the caller.
+        unsafe { dot_tiles_q8_0::<R>(w, a, out) }
+    }
+}
+
 impl Avx2Tile for TileQ6K {
     #[inline]
     unsafe fn dot_tiles<const R: usize>(w: &[Self], a: [&[BlockQ8x8]; R], out: &mut [[f32; TILE]]) {
@@ -692,6 +700,54 @@ unsafe fn dot_tiles_q6k<const R: usize>(
         let d = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(t.d.as_ptr().cast()) });
         for r in 0..R {
             acc[r] = _mm256_fmadd_ps(d, s[r], acc[r]);
+        }
+    }
+    for r in 0..R {
+        // SAFETY: an unaligned 8-float store into an 8-float array.
+        unsafe { _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r]) };
+    }
+}
+
+/// Eight Q8_0 weight rows, interleaved ([`TileQ8_0`]), against `R` activation rows (see
+/// [`WeightTile::dot`], the same in scalar code). Lane `i` is weight row `i`. Both
+/// operands are signed, so `maddubs` takes the weights' magnitudes and the activations
+/// with the weights' signs (ggml's way); a product of two pairs can reach 2 * 128 * 127,
+/// so each is widened by a `madd` before the next is added.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; every `a[r]` has `w.len()` blocks, and `out`
+/// has `R` elements.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tiles_q8_0<const R: usize>(
+    w: &[TileQ8_0],
+    a: [&[BlockQ8]; R],
+    out: &mut [[f32; TILE]],
+) {
+    debug_assert!(a.iter().all(|a| a.len() == w.len()));
+    debug_assert_eq!(out.len(), R);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (b, t) in w.iter().enumerate() {
+        // SAFETY: b < w.len() == a[r].len().
+        let ab: [&BlockQ8; R] = std::array::from_fn(|r| unsafe { a[r].get_unchecked(b) });
+        let mut sums = [_mm256_setzero_si256(); R];
+        for g in 0..8 {
+            // SAFETY: an unaligned 32-byte load from bytes 32g..32g + 32 of 256.
+            let v = unsafe { _mm256_loadu_si256(t.qs.as_ptr().add(32 * g).cast()) };
+            let magnitude = _mm256_sign_epi8(v, v);
+            for r in 0..R {
+                // SAFETY: an unaligned 4-byte read at 4g of a 32-byte array.
+                let x = unsafe { ab[r].qs.as_ptr().add(4 * g).cast::<i32>().read_unaligned() };
+                let signed = _mm256_sign_epi8(_mm256_set1_epi32(x), v);
+                let pairs = _mm256_maddubs_epi16(magnitude, signed);
+                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(pairs, ones));
+            }
+        }
+        // SAFETY: an unaligned 16-byte load from eight 2-byte arrays.
+        let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(t.d.as_ptr().cast()) });
+        for r in 0..R {
+            let d = _mm256_mul_ps(dw, _mm256_set1_ps(ab[r].d));
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums[r]), acc[r]);
         }
     }
     for r in 0..R {

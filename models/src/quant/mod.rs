@@ -30,7 +30,7 @@ use blocks::{
 };
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
-use tiles::{TileQ4K, TileQ4_0, TileQ6K, TILE};
+use tiles::{TileQ4K, TileQ4_0, TileQ6K, TileQ8_0, TILE};
 
 /// Activation rows multiplied together with one weight row.
 const TILE_ROWS: usize = 4;
@@ -76,6 +76,8 @@ enum Blocks {
     Q4Kx8(Vec<TileQ4K>),
     /// Q6_K with rows a multiple of [`TILE`], interleaved.
     Q6Kx8(Vec<TileQ6K>),
+    /// Q8_0 with rows a multiple of [`TILE`], interleaved.
+    Q8_0x8(Vec<TileQ8_0>),
 }
 
 /// Calls `$body` with `$b` bound to the blocks, whatever their format, or `$tiled` with
@@ -93,6 +95,7 @@ macro_rules! each_format {
             Blocks::Q4_0x8($t) => $tiled,
             Blocks::Q4Kx8($t) => $tiled,
             Blocks::Q6Kx8($t) => $tiled,
+            Blocks::Q8_0x8($t) => $tiled,
         }
     };
 }
@@ -233,6 +236,9 @@ impl QuantMatrix {
             GgmlDType::Q4_1 => Blocks::Q4_1(read_blocks(n, reader)?),
             GgmlDType::Q5_0 => Blocks::Q5_0(read_blocks(n, reader)?),
             GgmlDType::Q5_1 => Blocks::Q5_1(read_blocks(n, reader)?),
+            GgmlDType::Q8_0 if rows.is_multiple_of(TILE) => {
+                Blocks::Q8_0x8(read_tiles(rows, kw, reader)?)
+            }
             GgmlDType::Q8_0 => Blocks::Q8_0(read_blocks(n, reader)?),
             GgmlDType::Q4K if rows.is_multiple_of(TILE) => {
                 Blocks::Q4Kx8(read_tiles(rows, kw, reader)?)
@@ -292,6 +298,7 @@ impl QuantMatrix {
             Blocks::Q4_0x8(_) => cat!(Q4_0x8),
             Blocks::Q4Kx8(_) => cat!(Q4Kx8),
             Blocks::Q6Kx8(_) => cat!(Q6Kx8),
+            Blocks::Q8_0x8(_) => cat!(Q8_0x8),
         };
         Some(QuantMatrix {
             rows: parts.iter().map(|m| m.rows).sum(),
@@ -307,7 +314,7 @@ impl QuantMatrix {
             Blocks::Q4_1(_) => GgmlDType::Q4_1,
             Blocks::Q5_0(_) => GgmlDType::Q5_0,
             Blocks::Q5_1(_) => GgmlDType::Q5_1,
-            Blocks::Q8_0(_) => GgmlDType::Q8_0,
+            Blocks::Q8_0(_) | Blocks::Q8_0x8(_) => GgmlDType::Q8_0,
             Blocks::Q4K(_) | Blocks::Q4Kx8(_) => GgmlDType::Q4K,
             Blocks::Q6K(_) | Blocks::Q6Kx8(_) => GgmlDType::Q6K,
         }

@@ -421,6 +421,7 @@ fn every_tile_format_gives_back_its_blocks() {
     round_trip::<TileQ4_0>(GgmlDType::Q4_0);
     round_trip::<TileQ4K>(GgmlDType::Q4K);
     round_trip::<TileQ6K>(GgmlDType::Q6K);
+    round_trip::<TileQ8_0>(GgmlDType::Q8_0);
 }
 
 /// Interleaving and taking a row back out give the file's blocks, and the tiles hold

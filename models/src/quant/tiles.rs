@@ -16,8 +16,8 @@
 //! of a stack of such matrices are the concatenation of theirs.
 
 use super::blocks::{
-    k4_scales_mins, q6k_place, BlockQ4K, BlockQ4_0, BlockQ6K, BlockQ8, BlockQ8x8, SuperBlock,
-    WeightBlock, QK,
+    k4_scales_mins, q6k_place, BlockQ4K, BlockQ4_0, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
+    SuperBlock, WeightBlock, QK,
 };
 use half::f16;
 use std::borrow::Cow;
@@ -360,6 +360,60 @@ impl WeightTile for TileQ6K {
                     s = (isum as f32).mul_add(ab.d[j], s);
                 }
                 *acc = f16_bits(t.d[r]).mul_add(s, *acc);
+            }
+        }
+        acc
+    }
+}
+
+/// Eight rows' [`BlockQ8_0`]: their scales side by side, then their values in groups of
+/// four, row after row: bytes `32g + 4r..32g + 4r + 4` are row `r`'s values `4g..4g + 4`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct TileQ8_0 {
+    pub d: [[u8; 2]; TILE],
+    pub qs: [u8; TILE * QK],
+}
+
+impl WeightTile for TileQ8_0 {
+    type Block = BlockQ8_0;
+    type Act = BlockQ8;
+
+    fn group(acts: &[BlockQ8]) -> Cow<'_, [BlockQ8]> {
+        Cow::Borrowed(acts)
+    }
+
+    fn interleave(rows: [&BlockQ8_0; TILE]) -> Self {
+        let mut qs = [0u8; TILE * QK];
+        for (r, b) in rows.iter().enumerate() {
+            for (g, four) in b.qs.chunks_exact(4).enumerate() {
+                qs[32 * g + 4 * r..32 * g + 4 * r + 4].copy_from_slice(four);
+            }
+        }
+        Self {
+            d: rows.map(|b| b.d),
+            qs,
+        }
+    }
+
+    fn block(&self, r: usize) -> BlockQ8_0 {
+        BlockQ8_0 {
+            d: self.d[r],
+            qs: std::array::from_fn(|j| self.qs[32 * (j / 4) + 4 * r + j % 4]),
+        }
+    }
+
+    /// Per block and row: the integer dot product, times `d_w * d_a`, accumulated with
+    /// a fused multiply-add.
+    fn dot(w: &[Self], a: &[BlockQ8]) -> [f32; TILE] {
+        debug_assert_eq!(w.len(), a.len());
+        let mut acc = [0f32; TILE];
+        for (t, ab) in w.iter().zip(a) {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let isum: i32 = (0..QK)
+                    .map(|j| t.qs[32 * (j / 4) + 4 * r + j % 4] as i8 as i32 * ab.qs[j] as i32)
+                    .sum();
+                *acc = (f16_bits(t.d[r]) * ab.d).mul_add(isum as f32, *acc);
             }
         }
         acc
