@@ -11,6 +11,11 @@
 //! sums). [`blocks`] holds the formats and a scalar version; [`avx2`] the x86 kernels,
 //! chosen at run time. Both give bitwise equal results.
 //!
+//! Q4_0, Q8_0, Q4_K and Q6_K matrices whose row count is a multiple of eight (all of
+//! every model here) are stored interleaved eight rows at a time ([`tiles`]): their
+//! kernels compute eight outputs in the lanes of one SIMD register, about half the
+//! instructions of a row at a time. The other formats and shapes go one row at a time.
+//!
 //! Threads split the weight rows into chunks that stay in cache. Prefill quantizes all
 //! activation rows once, then multiplies each chunk with one tile of activation rows after
 //! another, so a weight block is read from memory once and from cache once per tile.
@@ -32,7 +37,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use tiles::{TileQ4K, TileQ4_0, TileQ6K, TileQ8_0, TILE};
 
-/// Activation rows multiplied together with one weight row.
+/// Activation rows multiplied together with one weight row (or tile of eight).
 const TILE_ROWS: usize = 4;
 
 /// Bytes of weights one work item reads, sized to stay in L1/L2 while a tile of
@@ -417,10 +422,11 @@ fn quantize_rows(isa: Isa, x: &[f32], out: &mut [BlockQ8], with_sum: bool) {
 /// the format's activations): `out[r] = w · a_r`.
 ///
 /// One weight row at a time: every thread then reads its weights in one sequential stream,
-/// which the hardware prefetchers follow. Interleaving four rows (four independent
-/// accumulation chains) looked better on matrices that stay in cache, but decode reads
-/// every weight from memory once per token, and there the interleaved streams ran 1.3x
-/// slower end to end (SmolLM2 and Gemma 3 decode, and 1.6x on a 30 MB Q8_0 product).
+/// which the hardware prefetchers follow. Multiplying four separate rows at once (four
+/// streams) looked better on matrices that stay in cache, but decode reads every weight
+/// from memory once per token, and there the four streams ran 1.3x slower end to end
+/// (SmolLM2 and Gemma 3 decode, and 1.6x on a 30 MB Q8_0 product). The interleaved
+/// layout ([`tiles`]) gets eight rows at once from one stream.
 fn dot_tile<W: Kernels>(isa: Isa, kw: usize, w: &[W], a: &[W::Act], out: &mut [f32]) {
     match isa {
         Isa::Scalar => {
@@ -453,12 +459,46 @@ fn matmul<W: Kernels>(
     x: &[f32],
     n: usize,
 ) -> Vec<f32> {
-    // 1. Quantize every activation row once: (n, cols / 32) blocks.
-    let mut acts = vec![BlockQ8::ZERO; n * cols / QK];
+    multiply(isa, w, rows, &quantize_all(isa, x, cols, W::HAS_MIN), n)
+}
+
+/// Step 1 of a product: every activation row quantized once, x (n, cols) -> (n, cols /
+/// 32) blocks.
+fn quantize_all(isa: Isa, x: &[f32], cols: usize, with_sum: bool) -> Vec<BlockQ8> {
+    let mut acts = vec![BlockQ8::ZERO; x.len() / QK];
     for (x, a) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(cols / QK)) {
-        quantize_rows(isa, x, a, W::HAS_MIN);
+        quantize_rows(isa, x, a, with_sum);
     }
-    multiply(isa, w, rows, &acts, n)
+    acts
+}
+
+/// Step 2: splits `units` (weight rows, or tiles of eight) of `unit_bytes` each into
+/// chunks that fit in cache, enough of them to keep every thread busy, and calls `work`
+/// with each chunk's range of units, on the pool's threads unless the product is
+/// `blocks` (of 32 values times an activation row) below [`MIN_PARALLEL_BLOCKS`].
+fn in_chunks(
+    units: usize,
+    unit_bytes: usize,
+    blocks: usize,
+    work: impl Fn(std::ops::Range<usize>) + Sync,
+) {
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    let n_chunks = (units * unit_bytes)
+        .div_ceil(CHUNK_BYTES)
+        .max(4 * threads)
+        .min(units)
+        .max(1);
+    let per_chunk = units.div_ceil(n_chunks);
+    let n_chunks = units.div_ceil(per_chunk);
+    let chunk = |c: usize| work(c * per_chunk..units.min((c + 1) * per_chunk));
+    if blocks < MIN_PARALLEL_BLOCKS {
+        (0..n_chunks).for_each(chunk);
+    } else {
+        // candle's barrier pool: its workers spin a while before parking, so the many small
+        // products of one decode step do not each pay a thread wake-up (rayon's workers
+        // sleep between them).
+        candle_core::utils::barrier_pool().execute_chunked(n_chunks, |range| range.for_each(chunk));
+    }
 }
 
 /// Quantized activations `acts` (n, cols / 32) times the transpose of `w` (rows, kw
@@ -470,23 +510,13 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
     // The activation blocks as the format's kernel reads them: one per weight block.
     let acts = W::group(acts);
     let kw = acts.len() / n;
-    // 2. Split the weight rows into chunks that fit in cache, enough of them to keep every
-    //    thread busy. Small products stay on this thread.
-    let row_bytes = kw * W::BYTES;
-    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
-    let n_chunks = (rows * row_bytes)
-        .div_ceil(CHUNK_BYTES)
-        .max(4 * threads)
-        .min(rows);
-    let chunk_rows = rows.div_ceil(n_chunks);
-    let n_chunks = rows.div_ceil(chunk_rows);
     let mut out = vec![0f32; n * rows];
     let columns = Columns::new(&mut out);
-    let work = |c: usize| {
-        let first = c * chunk_rows;
-        let w = &w[first * kw..rows.min(first + chunk_rows) * kw];
+    in_chunks(rows, kw * W::BYTES, rows * kw * W::SUB * n, |chunk| {
+        let first = chunk.start;
+        let w = &w[chunk.start * kw..chunk.end * kw];
         let mut tile = [0f32; TILE_ROWS];
-        // 3. Tile after tile of activation rows, each against every row of the chunk.
+        // Step 3: tile after tile of activation rows, each against every row of the chunk.
         for t0 in (0..n).step_by(TILE_ROWS) {
             let t = TILE_ROWS.min(n - t0);
             let a = &acts[t0 * kw..(t0 + t) * kw];
@@ -500,15 +530,7 @@ fn multiply<W: Kernels>(isa: Isa, w: &[W], rows: usize, acts: &[BlockQ8], n: usi
                 }
             }
         }
-    };
-    if rows * kw * W::SUB * n < MIN_PARALLEL_BLOCKS {
-        (0..n_chunks).for_each(work);
-    } else {
-        // candle's barrier pool: its workers spin a while before parking, so the many small
-        // products of one decode step do not each pay a thread wake-up (rayon's workers
-        // sleep between them).
-        candle_core::utils::barrier_pool().execute_chunked(n_chunks, |range| range.for_each(work));
-    }
+    });
     out
 }
 
@@ -547,10 +569,7 @@ fn matmul_tiled<T: TileKernels>(
     x: &[f32],
     n: usize,
 ) -> Vec<f32> {
-    let mut acts = vec![BlockQ8::ZERO; n * cols / QK];
-    for (x, a) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(cols / QK)) {
-        quantize_rows(isa, x, a, T::Block::HAS_MIN);
-    }
+    let acts = quantize_all(isa, x, cols, T::Block::HAS_MIN);
     multiply_tiled(isa, w, rows, &acts, n)
 }
 
@@ -568,40 +587,31 @@ fn multiply_tiled<T: TileKernels>(
     }
     let acts = T::group(acts);
     let kw = acts.len() / n;
-    let groups = rows / TILE;
-    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
-    let n_chunks = (groups * kw * std::mem::size_of::<T>())
-        .div_ceil(CHUNK_BYTES)
-        .max(4 * threads)
-        .min(groups);
-    let chunk_groups = groups.div_ceil(n_chunks);
-    let n_chunks = groups.div_ceil(chunk_groups);
     let mut out = vec![0f32; n * rows];
     let columns = Columns::new(&mut out);
-    let work = |c: usize| {
-        let first = c * chunk_groups;
-        let last = groups.min(first + chunk_groups);
-        let mut tile = [[0f32; TILE]; TILE_ROWS];
-        for t0 in (0..n).step_by(TILE_ROWS) {
-            let t = TILE_ROWS.min(n - t0);
-            let a = &acts[t0 * kw..(t0 + t) * kw];
-            let tile = &mut tile[..t];
-            for g in first..last {
-                dot_tiles(isa, kw, &w[g * kw..(g + 1) * kw], a, tile);
-                for (j, outs) in tile.iter().enumerate() {
-                    for (i, &v) in outs.iter().enumerate() {
-                        // SAFETY: output columns 8g..8g + 8 belong to this chunk alone.
-                        unsafe { columns.write((t0 + j) * rows + TILE * g + i, v) };
+    let blocks = rows * kw * T::Block::SUB * n;
+    in_chunks(
+        rows / TILE,
+        kw * std::mem::size_of::<T>(),
+        blocks,
+        |groups| {
+            let mut tile = [[0f32; TILE]; TILE_ROWS];
+            for t0 in (0..n).step_by(TILE_ROWS) {
+                let t = TILE_ROWS.min(n - t0);
+                let a = &acts[t0 * kw..(t0 + t) * kw];
+                let tile = &mut tile[..t];
+                for g in groups.clone() {
+                    dot_tiles(isa, kw, &w[g * kw..(g + 1) * kw], a, tile);
+                    for (j, outs) in tile.iter().enumerate() {
+                        for (i, &v) in outs.iter().enumerate() {
+                            // SAFETY: output columns 8g..8g + 8 belong to this chunk alone.
+                            unsafe { columns.write((t0 + j) * rows + TILE * g + i, v) };
+                        }
                     }
                 }
             }
-        }
-    };
-    if rows * kw * n < MIN_PARALLEL_BLOCKS {
-        (0..n_chunks).for_each(work);
-    } else {
-        candle_core::utils::barrier_pool().execute_chunked(n_chunks, |range| range.for_each(work));
-    }
+        },
+    );
     out
 }
 
