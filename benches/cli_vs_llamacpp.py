@@ -8,11 +8,14 @@ because these machines are shared and absolute numbers drift between runs.
 
 Usage (after `bash scripts/fetch-test-assets.sh` and `cargo build --release`):
     ~/.cache/candor/llama-venv/bin/python benches/cli_vs_llamacpp.py [--runs 3] [--tokens 64]
-        [--threads 2] [--r1-1.5b Q4_K_M,Q8_0,Q4_0,Q6_K] [--only-r1]
+        [--threads 2] [--r1-1.5b Q4_K_M,Q8_0,Q4_0,Q6_K] [--only-r1] [--repeat N]
 llama.cpp comes from PyPI `llama-cpp-python` (see README, "Tests and their data").
 `--r1-1.5b` adds a random-weight model of DeepSeek-R1-Distill-Qwen-1.5B's shape in those
 types, made (once, cached) by scripts/make_r1_1p5b_shaped.py with PyPI `gguf` and
 llama.cpp's quantizer; the prompt is then repeated 3 times (157 tokens) as in issue 13.
+`--repeat N` repeats it N times for every model instead (10: 523 tokens, 39: 2,040 on the
+1.5B-shaped model's tokenizer), to measure prefill of long prompts; the table then says
+how many tokens the prompt was.
 """
 
 import argparse
@@ -39,7 +42,7 @@ PROMPT = (
 LINE = re.compile(r"prompt (\d+) tokens \((\d+) cached\) at ([\d.]+) tok/s, generated (\d+) tokens at ([\d.]+) tok/s")
 
 
-def candor(model: Path, tokens: int, threads: int, prompt: str) -> tuple[float, float]:
+def candor(model: Path, tokens: int, threads: int, prompt: str) -> tuple[float, float, int]:
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads), RUST_LOG="warn")
     out = subprocess.run(
         [str(CANDOR), "generate", "--model", str(model), "--raw", "--prompt", prompt,
@@ -49,7 +52,7 @@ def candor(model: Path, tokens: int, threads: int, prompt: str) -> tuple[float, 
     m = LINE.search(out.stderr)
     if not m:
         raise RuntimeError(f"no speed line in candor's stderr:\n{out.stderr}")
-    return float(m.group(3)), float(m.group(5))
+    return float(m.group(3)), float(m.group(5)), int(m.group(1))
 
 
 def llamacpp(llm: Llama, tokens: int, prompt: str) -> tuple[float, float]:
@@ -75,6 +78,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--r1-1.5b", dest="r1", default="", help="types of the 1.5B-shaped model to add")
     ap.add_argument("--only-r1", action="store_true", help="skip SmolLM2 and Gemma")
+    ap.add_argument("--repeat", type=int, default=0, help="copies of the passage in the prompt")
     args = ap.parse_args()
     paths = [] if args.only_r1 else [ASSETS / name for name in MODELS]
     if args.r1:
@@ -83,12 +87,15 @@ def main() -> None:
                         "--types", args.r1], check=True)
         paths += [r1 / f"r1-1.5b-shaped-{t.lower()}.gguf" for t in args.r1.split(",")]
     print(f"threads {args.threads}, {args.tokens} generated tokens, median of {args.runs} runs\n")
-    print("| model | candor prefill tok/s | llama.cpp prefill tok/s | ratio | candor decode tok/s | llama.cpp decode tok/s | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | prompt tokens | candor prefill tok/s | llama.cpp prefill tok/s | ratio | candor decode tok/s | llama.cpp decode tok/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in paths:
         name = path.name
-        prompt = PROMPT * 3 if name.startswith("r1-") else PROMPT
-        llm = Llama(model_path=str(path), n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads,
+        repeat = args.repeat or (3 if name.startswith("r1-") else 1)
+        prompt = PROMPT * repeat
+        # About 55 tokens per copy; llama.cpp needs the whole prompt and the answer in its context.
+        n_ctx = max(1024, 256 * ((60 * repeat + args.tokens) // 256 + 1))
+        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=args.threads, n_threads_batch=args.threads,
                     verbose=False, logits_all=False)
         c, l = [], []
         for _ in range(args.runs):  # interleave, so drift hits both alike
@@ -96,7 +103,7 @@ def main() -> None:
             l.append(llamacpp(llm, args.tokens, prompt))
         cp, cd = statistics.median(x[0] for x in c), statistics.median(x[1] for x in c)
         lp, ld = statistics.median(x[0] for x in l), statistics.median(x[1] for x in l)
-        print(f"| {name} | {cp:.1f} | {lp:.1f} | {cp / lp:.2f} | {cd:.1f} | {ld:.1f} | {cd / ld:.2f} |")
+        print(f"| {name} | {c[0][2]} | {cp:.1f} | {lp:.1f} | {cp / lp:.2f} | {cd:.1f} | {ld:.1f} | {cd / ld:.2f} |")
         del llm
 
 

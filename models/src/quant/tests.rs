@@ -407,7 +407,7 @@ fn every_tile_format_gives_back_its_blocks() {
         let data = q.data().unwrap();
         let kw = cols / QK / T::Block::SUB;
         let plain: Vec<T::Block> = read_blocks(rows * kw, &mut &data[..]).unwrap();
-        let tiled: Vec<T> = tiles::interleave(&plain, kw);
+        let tiled: Vec<T> = tiles::interleave(&plain, kw).collect();
         for i in 0..rows {
             let back = tiles::row(&tiled, cols, i);
             let want = &plain[i * kw..(i + 1) * kw];
@@ -433,7 +433,7 @@ fn tiles_give_back_the_rows() {
     let data = q.data().unwrap();
     let plain: Vec<BlockQ4_0> = read_blocks(rows * cols / QK, &mut &data[..]).unwrap();
     let kw = cols / QK;
-    let tiled: Vec<TileQ4_0> = tiles::interleave(&plain, kw);
+    let tiled: Vec<TileQ4_0> = tiles::interleave(&plain, kw).collect();
     assert_eq!(tiled.len(), plain.len() / TILE);
     for i in 0..rows {
         let back = tiles::row(&tiled, cols, i);

@@ -286,7 +286,7 @@ impl WeightTile for TileQ6K {
             qs: [0; 192 * TILE],
         };
         let word =
-            |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("four bytes"));
         for (r, b) in rows.iter().enumerate() {
             // v[j][w]: values 4w..4w + 4 of sub-block j, unsigned, one per byte.
             let mut v = [[0u32; 8]; 8];
@@ -421,14 +421,11 @@ impl WeightTile for TileQ8_0 {
 }
 
 /// `blocks` (rows of `kw` blocks each, `rows` a multiple of [`TILE`]) as tiles.
-pub fn interleave<T: WeightTile>(blocks: &[T::Block], kw: usize) -> Vec<T> {
+pub fn interleave<T: WeightTile>(blocks: &[T::Block], kw: usize) -> impl Iterator<Item = T> + '_ {
     debug_assert!(blocks.len().is_multiple_of(kw * TILE));
-    blocks
-        .chunks_exact(kw * TILE)
-        .flat_map(|rows| {
-            (0..kw).map(move |b| T::interleave(std::array::from_fn(|r| &rows[r * kw + b])))
-        })
-        .collect()
+    blocks.chunks_exact(kw * TILE).flat_map(move |rows| {
+        (0..kw).map(move |b| T::interleave(std::array::from_fn(|r| &rows[r * kw + b])))
+    })
 }
 
 /// Row `i`'s blocks, out of the tiles of a matrix `cols` wide.
