@@ -13,7 +13,7 @@ llama.cpp comes from PyPI `llama-cpp-python` (see README, "Tests and their data"
 `--r1-1.5b` adds a random-weight model of DeepSeek-R1-Distill-Qwen-1.5B's shape in those
 types, made (once, cached) by scripts/make_r1_1p5b_shaped.py with PyPI `gguf` and
 llama.cpp's quantizer; the prompt is then repeated 3 times (157 tokens) as in issue 13.
-`--repeat N` repeats it N times for every model instead (10: 523 tokens, 39: 2,040 on the
+`--repeat N` repeats it N times for every model instead (10: 570 tokens, 36: 2,052 on the
 1.5B-shaped model's tokenizer), to measure prefill of long prompts; the table then says
 how many tokens the prompt was.
 """
@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import llama_cpp
 from llama_cpp import Llama
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,10 +64,16 @@ def llamacpp(llm: Llama, tokens: int, prompt: str) -> tuple[float, float]:
     t1 = time.perf_counter()
     import numpy as np
 
-    tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    # Without logits_all, llama-cpp-python fills no `scores`: read the last token's
+    # logits from the context (greedy, as candor's --temperature 0).
+    def next_token() -> int:
+        logits = llama_cpp.llama_get_logits(llm.ctx)
+        return int(np.argmax(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),))))
+
+    tok = next_token()
     for _ in range(tokens - 1):
         llm.eval([tok])
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = next_token()
     t2 = time.perf_counter()
     return len(ids) / (t1 - t0), (tokens - 1) / (t2 - t1)
 
@@ -93,7 +100,7 @@ def main() -> None:
         name = path.name
         repeat = args.repeat or (3 if name.startswith("r1-") else 1)
         prompt = PROMPT * repeat
-        # About 55 tokens per copy; llama.cpp needs the whole prompt and the answer in its context.
+        # About 57 tokens per copy; llama.cpp needs the whole prompt and the answer in its context.
         n_ctx = max(1024, 256 * ((60 * repeat + args.tokens) // 256 + 1))
         llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=args.threads, n_threads_batch=args.threads,
                     verbose=False, logits_all=False)
