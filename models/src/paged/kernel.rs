@@ -91,24 +91,47 @@ pub(super) fn attention_with(
     // Each key is read twice (k and v) by each query of each head; a window caps it.
     let keys = params.window.map_or(len, |w| w.min(len));
     let pool = candle_core::utils::barrier_pool();
-    if heads * n * keys * d * 2 >= PARALLEL_MIN_FMAS && pool.n_workers() > 0 {
+    let parallel = heads * n * keys * d * 2 >= PARALLEL_MIN_FMAS && pool.n_workers() > 0;
+    // Work items: the query heads of one kv head for one query, split into as many
+    // groups as it takes to give every thread work. A group reads each block of keys
+    // and values once for all its heads, where head by head read them `rep` times.
+    let threads = if parallel { pool.n_workers() + 1 } else { 1 };
+    let splits = threads.div_ceil(n * blocks.kv_heads).clamp(1, kernel.rep);
+    let per_item = kernel.rep.div_ceil(splits);
+    let splits = kernel.rep.div_ceil(per_item);
+    let items = n * blocks.kv_heads * splits;
+    // Item -> its output rows (i * heads + h, consecutive h of one kv head).
+    let rows_of = |item: usize| {
+        let (ig, c) = (item / splits, item % splits);
+        let first = ig * kernel.rep + c * per_item;
+        first..(ig * kernel.rep + kernel.rep).min(first + per_item)
+    };
+    if parallel {
         // candle's barrier pool (workers spin before parking): a decode step runs one of
         // these per layer, too short to pay a thread wake-up each time.
-        let rows = RowsPtr(out.as_mut_ptr());
-        let rows = &rows;
-        pool.execute_chunked(n * heads, |range| {
-            let mut scores = Vec::new();
-            for row in range {
-                // SAFETY: every row index is handed out once, and rows are disjoint
-                // d-element slices of `out`, which outlives the call.
-                let o = unsafe { std::slice::from_raw_parts_mut(rows.0.add(row * d), d) };
-                kernel.row(row, &mut scores, o);
+        let ptr = RowsPtr(out.as_mut_ptr());
+        let ptr = &ptr;
+        pool.execute_chunked(items, |range| {
+            let mut scratch = Scratch::default();
+            for item in range {
+                let rows = rows_of(item);
+                // SAFETY: every item's rows are handed out once, and they are a disjoint
+                // run of d-element rows of `out`, which outlives the call.
+                let o = unsafe {
+                    std::slice::from_raw_parts_mut(ptr.0.add(rows.start * d), rows.len() * d)
+                };
+                kernel.rows(rows, &mut scratch, o);
             }
         });
     } else {
-        let mut scores = Vec::new();
-        for (row, o) in out.chunks_mut(d).enumerate() {
-            kernel.row(row, &mut scores, o);
+        let mut scratch = Scratch::default();
+        for item in 0..items {
+            let rows = rows_of(item);
+            kernel.rows(
+                rows.clone(),
+                &mut scratch,
+                &mut out[rows.start * d..rows.end * d],
+            );
         }
     }
     out
@@ -140,92 +163,130 @@ struct Kernel<'a> {
     avx2: bool,
 }
 
+/// Scratch space of one thread, reused across work items.
+#[derive(Default)]
+struct Scratch {
+    /// Per head of the item: its scores, then its softmax weights.
+    scores: Vec<Vec<f32>>,
+    /// Per head: the sum of its weights.
+    sums: Vec<f32>,
+}
+
 impl Kernel<'_> {
-    /// Output row `row` = i * heads + h: query i of head h, written to `out` (head_dim).
-    /// `scores` is scratch space reused across rows.
-    fn row(&self, row: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+    /// Output rows `rows` (i * heads + h for one query i and consecutive heads h of one kv
+    /// head), written to `out` (rows.len() * head_dim).
+    fn rows(&self, rows: std::ops::Range<usize>, scratch: &mut Scratch, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: `avx2` is set only where has_avx2_fma() found both features.
-            unsafe { self.row_avx2(row, scores, out) };
+            unsafe { self.rows_avx2(rows, scratch, out) };
             return;
         }
-        self.row_with::<false>(row, scores, out);
+        self.rows_with::<false>(rows, scratch, out);
     }
 
-    /// [`Kernel::row_with`] compiled for AVX2 with fused multiply-adds.
+    /// [`Kernel::rows_with`] compiled for AVX2 with fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn row_avx2(&self, row: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
-        self.row_with::<true>(row, scores, out);
+    unsafe fn rows_avx2(
+        &self,
+        rows: std::ops::Range<usize>,
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) {
+        self.rows_with::<true>(rows, scratch, out);
     }
 
     /// Inlined into each caller, so that it is compiled with the caller's target features;
-    /// FMA: use `mul_add`, which only a CPU with FMA does in one instruction.
+    /// FMA: use `mul_add`, which only a CPU with FMA does in one instruction. Each block
+    /// of keys (and of values) is read once and used by every head of the group while it
+    /// is in L1; per head, the operations and their order are those of one head alone.
     #[inline(always)]
-    fn row_with<const FMA: bool>(&self, row: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+    fn rows_with<const FMA: bool>(
+        &self,
+        rows: std::ops::Range<usize>,
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) {
         let d = self.blocks.head_dim;
-        let (i, h) = (row / self.heads, row % self.heads);
-        let g = h / self.rep;
-        let q = &self.q[(h * self.n + i) * d..][..d];
+        let (i, h0) = (rows.start / self.heads, rows.start % self.heads);
+        let m = rows.len();
+        let g = h0 / self.rep;
+        debug_assert!((h0 + m - 1) / self.rep == g, "one kv head per item");
+        let q = |k: usize| &self.q[((h0 + k) * self.n + i) * d..][..d];
         let pos = self.start + i;
         let hi = pos + 1;
         let lo = self.window.map_or(0, |w| hi.saturating_sub(w));
+        if scratch.scores.len() < m {
+            scratch.scores.resize_with(m, Vec::new);
+        }
+        let scores = &mut scratch.scores[..m];
+        scores.iter_mut().for_each(Vec::clear);
 
         // 1. Scores, scaled and soft-capped as layers::attention does.
-        scores.clear();
         for keys in self.runs(self.blocks.k, g, lo, hi) {
-            #[cfg(target_arch = "x86_64")]
-            if FMA && d.is_multiple_of(8) {
-                // SAFETY: FMA is true only in row_avx2, compiled for AVX2 and FMA and
-                // called where the CPU has both.
-                unsafe { vector::scores(q, keys, self.scale, scores) };
-                continue;
-            }
-            for k in keys.chunks_exact(d) {
-                scores.push(dot::<FMA>(q, k) * self.scale);
-            }
-        }
-        if let Some(cap) = self.softcap {
-            for s in scores.iter_mut() {
-                *s = (*s / cap).tanh() * cap;
+            for (k, scores) in scores.iter_mut().enumerate() {
+                let q = q(k);
+                #[cfg(target_arch = "x86_64")]
+                if FMA && d.is_multiple_of(8) {
+                    // SAFETY: FMA is true only in rows_avx2, compiled for AVX2 and FMA and
+                    // called where the CPU has both.
+                    unsafe { vector::scores(q, keys, self.scale, scores) };
+                    continue;
+                }
+                for key in keys.chunks_exact(d) {
+                    scores.push(dot::<FMA>(q, key) * self.scale);
+                }
             }
         }
 
         // 2. Softmax weights, unnormalised, with the maximum subtracted.
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        let mut done = 0;
-        #[cfg(target_arch = "x86_64")]
-        if FMA {
-            // SAFETY: as above.
-            (done, sum) = unsafe { vector::weights(scores, max) };
-        }
-        for s in scores[done..].iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
+        scratch.sums.clear();
+        for scores in scores.iter_mut() {
+            if let Some(cap) = self.softcap {
+                for s in scores.iter_mut() {
+                    *s = (*s / cap).tanh() * cap;
+                }
+            }
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            let mut done = 0;
+            #[cfg(target_arch = "x86_64")]
+            if FMA {
+                // SAFETY: as above.
+                (done, sum) = unsafe { vector::weights(scores, max) };
+            }
+            for s in scores[done..].iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            scratch.sums.push(sum);
         }
 
         // 3. The weighted sum of the values, normalised once at the end.
         out.fill(0.0);
         let mut at = 0;
         for values in self.runs(self.blocks.v, g, lo, hi) {
-            #[cfg(target_arch = "x86_64")]
-            if FMA && d.is_multiple_of(32) {
-                let m = values.len() / d;
-                // SAFETY: as above.
-                unsafe { vector::accumulate(&scores[at..at + m], values, out) };
-                at += m;
-                continue;
+            let run = values.len() / d;
+            for (scores, out) in scores.iter().zip(out.chunks_exact_mut(d)) {
+                let weights = &scores[at..at + run];
+                #[cfg(target_arch = "x86_64")]
+                if FMA && d.is_multiple_of(32) {
+                    // SAFETY: as above.
+                    unsafe { vector::accumulate(weights, values, out) };
+                    continue;
+                }
+                for (v, &w) in values.chunks_exact(d).zip(weights) {
+                    axpy::<FMA>(w, v, out);
+                }
             }
-            for (v, &w) in values.chunks_exact(d).zip(&scores[at..]) {
-                axpy::<FMA>(w, v, out);
-            }
-            at += values.len() / d;
+            at += run;
         }
-        let inv = 1.0 / sum;
-        for o in out.iter_mut() {
-            *o *= inv;
+        for (out, &sum) in out.chunks_exact_mut(d).zip(&scratch.sums) {
+            let inv = 1.0 / sum;
+            for o in out.iter_mut() {
+                *o *= inv;
+            }
         }
     }
 
