@@ -29,6 +29,24 @@ fn f16_bits(b: [u8; 2]) -> f32 {
 /// Weight rows per tile.
 pub const TILE: usize = 8;
 
+/// Eight rows' bytes in groups of four, row after row: byte `32g + 4r + k` is row `r`'s
+/// byte `4g + k` (`M` is eight times `N`).
+fn fours<const N: usize, const M: usize>(rows: [&[u8; N]; TILE]) -> [u8; M] {
+    debug_assert_eq!(M, TILE * N);
+    let mut out = [0u8; M];
+    for (r, q) in rows.iter().enumerate() {
+        for (g, four) in q.chunks_exact(4).enumerate() {
+            out[32 * g + 4 * r..32 * g + 4 * r + 4].copy_from_slice(four);
+        }
+    }
+    out
+}
+
+/// Row `r`'s bytes back out of [`fours`].
+fn row_of_fours<const N: usize>(tiled: &[u8], r: usize) -> [u8; N] {
+    std::array::from_fn(|j| tiled[32 * (j / 4) + 4 * r + j % 4])
+}
+
 /// An activation block as the tile kernels read it: [`BlockQ8`]'s values and scale, and
 /// the integer sum of its values (what takes the weights' offset off).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,22 +108,16 @@ impl WeightTile for TileQ4_0 {
     }
 
     fn interleave(rows: [&BlockQ4_0; TILE]) -> Self {
-        let mut qs = [0u8; TILE * QK / 2];
-        for (r, b) in rows.iter().enumerate() {
-            for (g, four) in b.qs.chunks_exact(4).enumerate() {
-                qs[32 * g + 4 * r..32 * g + 4 * r + 4].copy_from_slice(four);
-            }
-        }
         Self {
             d: rows.map(|b| b.d),
-            qs,
+            qs: fours(rows.map(|b| &b.qs)),
         }
     }
 
     fn block(&self, r: usize) -> BlockQ4_0 {
         BlockQ4_0 {
             d: self.d[r],
-            qs: std::array::from_fn(|j| self.qs[32 * (j / 4) + 4 * r + j % 4]),
+            qs: row_of_fours(&self.qs, r),
         }
     }
 
@@ -384,22 +396,16 @@ impl WeightTile for TileQ8_0 {
     }
 
     fn interleave(rows: [&BlockQ8_0; TILE]) -> Self {
-        let mut qs = [0u8; TILE * QK];
-        for (r, b) in rows.iter().enumerate() {
-            for (g, four) in b.qs.chunks_exact(4).enumerate() {
-                qs[32 * g + 4 * r..32 * g + 4 * r + 4].copy_from_slice(four);
-            }
-        }
         Self {
             d: rows.map(|b| b.d),
-            qs,
+            qs: fours(rows.map(|b| &b.qs)),
         }
     }
 
     fn block(&self, r: usize) -> BlockQ8_0 {
         BlockQ8_0 {
             d: self.d[r],
-            qs: std::array::from_fn(|j| self.qs[32 * (j / 4) + 4 * r + j % 4]),
+            qs: row_of_fours(&self.qs, r),
         }
     }
 
